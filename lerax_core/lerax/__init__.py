@@ -1,0 +1,17 @@
+"""Lerax: fully jitted reinforcement learning on JAX with a pluggable callback ecosystem.
+
+`import lerax` is deliberately light (no JAX, no plugins): import what you use from
+its subpackages, [`lerax.env`][], [`lerax.policy`][], [`lerax.algorithm`][],
+[`lerax.callback`][] and [`lerax.plugin`][].
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from lerax.plugin.hookspecs import hookimpl
+
+try:
+    __version__ = version("lerax")
+except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+    __version__ = "0.0.0"
+
+__all__ = ["__version__", "hookimpl"]

@@ -1,0 +1,83 @@
+"""The hook specifications: everything a Lerax plugin can implement.
+
+A plugin is a module (or object) listed under the entry-point group `lerax` whose
+functions are named after these hooks and marked with [`hookimpl`][lerax.hookimpl].
+Registration hooks run once, when plugins are first needed; logging hooks run on
+the host once per training iteration, never per environment step.
+
+Logging backends ([`AbstractLoggingBackend`][lerax.callback.AbstractLoggingBackend])
+implement the four logging hooks as methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("lerax")
+hookimpl = pluggy.HookimplMarker("lerax")
+
+
+class Register(Protocol):
+    """The `register` argument of the registration hooks."""
+
+    def __call__(
+        self, name: str, factory: Callable[..., Any] | str, description: str
+    ) -> None:
+        """Declare `name`: built by `factory(**options)`.
+
+        `factory` is a callable, or a `"module:attribute"` reference imported only
+        when the name is first used, which keeps plugin discovery fast when the
+        factory's module imports something heavy.
+        """
+
+
+@hookspec
+def lerax_register_callbacks(register: Register) -> None:
+    """Declare the named callbacks this plugin provides.
+
+    Each name becomes usable as `learn(..., callback="name")` and through
+    `lerax.callback.make("name", **options)`; the factory must return an
+    [`AbstractCallback`][lerax.callback.AbstractCallback].
+    """
+
+
+@hookspec
+def lerax_register_backends(register: Register) -> None:
+    """Declare the named logging backends this plugin provides.
+
+    The factory must return an
+    [`AbstractLoggingBackend`][lerax.callback.AbstractLoggingBackend]. Backends
+    named together in one `callback=[...]` share one
+    [`LoggingCallback`][lerax.callback.LoggingCallback].
+    """
+
+
+@hookspec
+def lerax_on_training_start(run_name: str, hyperparameters: Mapping[str, Any]) -> None:
+    """A run starts: `run_name` is unique and readable, `hyperparameters` flat.
+
+    Keys of `hyperparameters` are prefixed `algorithm/`, `env/` and `policy/`;
+    values are `bool`, `int`, `float` or `str`.
+    """
+
+
+@hookspec
+def lerax_on_iteration(step: int, metrics: Mapping[str, float]) -> None:
+    """One training iteration finished at environment step `step`.
+
+    `metrics` maps stable names (`episode/return`, `train/policy_loss`, ...) to
+    Python floats, which may be NaN or infinite.
+    """
+
+
+@hookspec
+def lerax_on_training_end(step: int) -> None:
+    """Training finished (or stopped early) at environment step `step`."""
+
+
+@hookspec
+def lerax_close() -> None:
+    """Flush and release everything. Called once per backend; must be idempotent."""
