@@ -4,6 +4,8 @@ from typing import Any
 
 from lerax.callback._callback import AbstractCallback, EmptyCallback
 from lerax.callback.callback_list import CallbackList
+from lerax.plugin.backend import AbstractLoggingBackend
+from lerax.plugin.registry import lookup
 
 ACCEPTED = (
     "an AbstractCallback, an AbstractLoggingBackend, a plugin name such as "
@@ -11,15 +13,51 @@ ACCEPTED = (
 )
 
 
-def resolve_callback(
-    callback: Any, *, env: Any = None, policy: Any = None, algorithm: Any = None
-) -> AbstractCallback:
-    """Return the single callback that `learn` runs for `callback`."""
-    if callback is None:
+def make(name: str, **options: Any) -> AbstractCallback | AbstractLoggingBackend:
+    """Build the callback or logging backend a plugin registered as `name`.
+
+    `options` go to the plugin's factory, e.g. `make("tensorboard", log_dir="tb")`.
+    Unknown names raise an error listing the installed ones.
+    """
+    registration = lookup(name)
+    built = registration.load()(**options)
+    expected = (
+        AbstractCallback if registration.kind == "callback" else AbstractLoggingBackend
+    )
+    if not isinstance(built, expected):
+        raise TypeError(
+            f"plugin {registration.plugin!r} registered {name!r} as a {registration.kind} "
+            f"but its factory returned {type(built).__name__}, not an "
+            f"{expected.__name__}."
+        )
+    return built
+
+
+def resolve_callback(callback: Any, **_: Any) -> AbstractCallback:
+    """Return the single callback that `learn` runs for `callback`.
+
+    Names are looked up in the plugin registry; all logging backends, named or
+    given as instances, share one [`LoggingCallback`][lerax.callback.LoggingCallback]
+    so the host is crossed once per iteration however many there are.
+    """
+    from lerax.callback.logging import LoggingCallback
+
+    items = list(callback) if isinstance(callback, list | tuple) else [callback]
+    callbacks: list[AbstractCallback] = []
+    backends: list[AbstractLoggingBackend] = []
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, str):
+            item = make(item)
+        if isinstance(item, AbstractCallback):
+            callbacks.append(item)
+        elif isinstance(item, AbstractLoggingBackend):
+            backends.append(item)
+        else:
+            raise TypeError(f"callback must be {ACCEPTED}; got {type(item).__name__}.")
+    if backends:
+        callbacks.append(LoggingCallback(backends))
+    if not callbacks:
         return EmptyCallback()
-    if isinstance(callback, AbstractCallback):
-        return callback
-    if isinstance(callback, list | tuple):
-        callbacks = [resolve_callback(item) for item in callback]
-        return callbacks[0] if len(callbacks) == 1 else CallbackList(callbacks)
-    raise TypeError(f"callback must be {ACCEPTED}; got {type(callback).__name__}.")
+    return callbacks[0] if len(callbacks) == 1 else CallbackList(callbacks)
