@@ -56,9 +56,12 @@ def _host_call(function, token: Int[Array, ""], *args: Any) -> Int[Array, ""]:
 class _HostLogger:
     """The host side of a `LoggingCallback`: names the run and times iterations."""
 
-    def __init__(self, dispatcher: BackendDispatcher, name: str | None):
+    def __init__(
+        self, dispatcher: BackendDispatcher, name: str | None, close_at_end: bool
+    ):
         self.dispatcher = dispatcher
         self.name = name
+        self.close_at_end = close_at_end
         self._last: tuple[float, int] | None = None
 
     def start(
@@ -69,7 +72,7 @@ class _HostLogger:
                 algorithm,
                 env,
                 time.strftime("%Y%m%d-%H%M%S"),
-                f"{os.getpid()}{next(_run_counter)}",
+                f"{os.getpid()}.{next(_run_counter)}",
             ]
         )
         self._last = None
@@ -94,6 +97,8 @@ class _HostLogger:
 
     def end(self, token: np.ndarray, step: np.ndarray) -> np.ndarray:
         self.dispatcher.submit("lerax_on_training_end", step=int(step))
+        if self.close_at_end:
+            self.dispatcher.close()
         return np.int32(token + 1)
 
 
@@ -118,12 +123,15 @@ class LoggingCallback(AbstractCallback):
     `close()`, or use the callback as a context manager, to flush them.
 
     `env` and `policy` are accepted for symmetry with `learn`; the run's
-    hyper-parameters always come from what is actually trained.
+    hyper-parameters always come from what is actually trained. With
+    `close_at_end=True` the backends are closed when training ends, which is how
+    `learn(..., callback="tensorboard")` finishes the runs it creates.
     """
 
     backends: tuple[AbstractLoggingBackend, ...] = eqx.field(static=True)
     name: str | None = eqx.field(static=True)
     ema_weight: float = eqx.field(static=True)
+    close_at_end: bool = eqx.field(static=True)
     host: _HostLogger = eqx.field(static=True)
 
     def __init__(
@@ -134,6 +142,7 @@ class LoggingCallback(AbstractCallback):
         *,
         name: str | None = None,
         ema_weight: float = 0.1,
+        close_at_end: bool = False,
     ):
         del env, policy  # the trained env and policy come through the contexts
         if isinstance(backends, AbstractLoggingBackend):
@@ -141,7 +150,8 @@ class LoggingCallback(AbstractCallback):
         self.backends = tuple(backends)
         self.name = name
         self.ema_weight = ema_weight
-        self.host = _HostLogger(BackendDispatcher(self.backends), name)
+        self.close_at_end = close_at_end
+        self.host = _HostLogger(BackendDispatcher(self.backends), name, close_at_end)
 
     def reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> EpisodeAverages:
         zero = jnp.zeros(())

@@ -38,7 +38,8 @@ def resolve_callback(callback: Any, **_: Any) -> AbstractCallback:
 
     Names are looked up in the plugin registry; all logging backends, named or
     given as instances, share one [`LoggingCallback`][lerax.callback.LoggingCallback]
-    so the host is crossed once per iteration however many there are.
+    so the host is crossed once per iteration however many there are, and which
+    closes them when training ends.
     """
     from lerax.callback.logging import LoggingCallback
 
@@ -57,7 +58,7 @@ def resolve_callback(callback: Any, **_: Any) -> AbstractCallback:
         else:
             raise TypeError(f"callback must be {ACCEPTED}; got {type(item).__name__}.")
     if backends:
-        callbacks.append(LoggingCallback(backends))
+        callbacks.append(LoggingCallback(backends, close_at_end=True))
     if not callbacks:
         return EmptyCallback()
     return callbacks[0] if len(callbacks) == 1 else CallbackList(callbacks)
