@@ -137,6 +137,9 @@ class PluginRegistry:
             entry_points = list(
                 importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
             )
+        # A stable order: listings are sorted, and when two plugins claim the same
+        # name the one whose entry point sorts first keeps it.
+        entry_points = sorted(entry_points, key=lambda ep: ep.name)
         only, disabled = _selected(ONLY_VARIABLE), _selected(DISABLE_VARIABLE)
         for entry_point in entry_points:
             info = self._describe(entry_point)
