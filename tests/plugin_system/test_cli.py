@@ -39,13 +39,29 @@ def test_json_has_one_object_per_plugin():
 
 
 def test_table_shows_names_status_and_disabled_reason():
-    result = run("plugins", env_extra={"LERAX_DISABLE_PLUGINS": "wandb"})
+    result = run(
+        "plugins", env_extra={"LERAX_DISABLE_PLUGINS": "wandb", "COLUMNS": "300"}
+    )
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    row = next(line for line in lines if line.startswith("jsonl"))
+    row = next(line for line in result.stdout.splitlines() if " jsonl " in line)
     assert "lerax-jsonl 0.1.0" in row and "jsonl (backend)" in row and "ok" in row
-    wandb = next(line for line in lines if line.startswith("wandb"))
+    wandb = next(line for line in result.stdout.splitlines() if " wandb " in line)
     assert "disabled by LERAX_DISABLE_PLUGINS" in wandb
+
+
+def test_plain_table_without_rich():
+    code = (
+        "import sys; sys.modules['rich'] = None; "
+        "from lerax.plugin.cli import main; main(['plugins'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["plugin", "distribution", "names", "hooks", "status"]
+    row = next(line for line in lines if line.startswith("jsonl "))
+    assert "lerax-jsonl 0.1.0" in row and row.rstrip().endswith("ok")
+    assert "\x1b[" not in result.stdout and "┃" not in result.stdout
 
 
 @pytest.mark.skipif(shutil.which("lerax") is None, reason="console script not on PATH")

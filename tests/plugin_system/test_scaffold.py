@@ -1,0 +1,82 @@
+"""`lerax plugins new NAME` writes a package that installs, passes its tests and trains."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lerax.plugin.scaffold import new_plugin
+
+
+def test_generated_plugin_installs_passes_its_tests_and_trains(tmp_path):
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lerax",
+            "plugins",
+            "new",
+            "shout",
+            "--directory",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    root = tmp_path / "lerax-shout"
+    assert (root / "lerax_shout" / "py.typed").exists()
+
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         "--target", str(site), str(root)],
+        check=True, timeout=600,
+    )  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    env = {k: v for k, v in env.items() if not k.startswith("LERAX_")}
+
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         str(root / "tests")],
+        capture_output=True, text=True, env=env, cwd=root, timeout=600,
+    )  # fmt: skip
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "1 passed" in tests.stdout
+
+    train = """
+import jax
+from lerax.algorithm import PPO
+from lerax.env.classic_control import CartPole
+from lerax.policy import MLPActorCriticPolicy
+env = CartPole()
+algo = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1)
+policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+algo.learn(env, policy, 3 * algo.steps_per_iteration, key=jax.random.key(1), callback="shout")
+"""
+    trained = subprocess.run(
+        [sys.executable, "-c", train],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert trained.returncode == 0, trained.stderr
+    lines = [line for line in trained.stdout.splitlines() if line.startswith("[shout]")]
+    assert lines[0].startswith("[shout] run PPO-CartPole-")
+    assert [line.split()[2] for line in lines[1:4]] == ["32", "64", "96"]
+    assert lines[-1] == "[shout] done at step 96"
+
+
+@pytest.mark.parametrize("name", ["Bad", "has-dash", "1st", ""])
+def test_invalid_names_are_refused(tmp_path, name):
+    with pytest.raises(ValueError, match="lowercase Python identifier"):
+        new_plugin(name, tmp_path)
+
+
+def test_existing_directory_is_not_overwritten(tmp_path):
+    new_plugin("twice", tmp_path)
+    with pytest.raises(FileExistsError, match="lerax-twice"):
+        new_plugin("twice", tmp_path)
