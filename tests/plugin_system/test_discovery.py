@@ -101,3 +101,39 @@ def test_a_discovered_name_trains(tmp_path, monkeypatch):
     (path,) = (tmp_path / "runs").glob("PPO-CartPole-*.jsonl")
     events = [json.loads(line)["event"] for line in path.read_text().splitlines()]
     assert events == ["start", "iteration", "iteration", "end"]
+
+
+def test_named_backends_do_not_recompile_on_a_second_learn(tmp_path, monkeypatch):
+    import jax
+
+    from lerax.algorithm import PPO
+    from lerax.callback import AbstractStatelessCallback
+    from lerax.env.classic_control import CartPole
+    from lerax.policy import MLPActorCriticPolicy
+
+    traces = []
+
+    class CountTraces(AbstractStatelessCallback):
+        def reset(self, ctx, *, key):
+            traces.append(1)  # Python code in a hook runs only while tracing
+            return None
+
+    monkeypatch.chdir(tmp_path)
+    env = CartPole()
+    algo = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1)
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    counter = CountTraces()
+    for seed in range(2):
+        algo.learn(
+            env,
+            policy,
+            algo.steps_per_iteration,
+            key=jax.random.key(seed),
+            callback=[counter, "jsonl"],
+        )
+    assert len(traces) == 1, (
+        "a new logger with the same settings must reuse the compilation"
+    )
+    assert len(list((tmp_path / "runs").glob("*.jsonl"))) == 2, (
+        "each run logs on its own"
+    )

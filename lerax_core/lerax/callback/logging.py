@@ -1,20 +1,15 @@
 """Log training metrics to pluggable backends, crossing to the host once per iteration."""
 
-import functools
-import itertools
-import os
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.experimental import io_callback
 from jaxtyping import Array, Float, Int, Key
 
 from lerax.callback._callback import AbstractCallback
+from lerax.callback._host_logger import HostLogger, get_host_logger, host_call
 from lerax.callback.context import (
     IterationContext,
     ResetContext,
@@ -22,9 +17,6 @@ from lerax.callback.context import (
     TrainingContext,
 )
 from lerax.plugin.backend import AbstractLoggingBackend
-from lerax.plugin.dispatch import BackendDispatcher
-
-_run_counter = itertools.count()
 
 
 class EpisodeStats(eqx.Module):
@@ -46,60 +38,6 @@ class EpisodeAverages(eqx.Module):
     lengths: Float[Array, ""]
     seen: Float[Array, ""]
     token: Int[Array, ""]
-
-
-def _host_call(function, token: Int[Array, ""], *args: Any) -> Int[Array, ""]:
-    """Call `function(token, *args)` on the host; return its new token."""
-    return io_callback(function, jax.ShapeDtypeStruct((), jnp.int32), token, *args)
-
-
-class _HostLogger:
-    """The host side of a `LoggingCallback`: names the run and times iterations."""
-
-    def __init__(
-        self, dispatcher: BackendDispatcher, name: str | None, close_at_end: bool
-    ):
-        self.dispatcher = dispatcher
-        self.name = name
-        self.close_at_end = close_at_end
-        self._last: tuple[float, int] | None = None
-
-    def start(
-        self, hyperparameters: dict[str, Any], algorithm: str, env: str, token
-    ) -> np.ndarray:
-        run_name = self.name or "-".join(
-            [
-                algorithm,
-                env,
-                time.strftime("%Y%m%d-%H%M%S"),
-                f"{os.getpid()}.{next(_run_counter)}",
-            ]
-        )
-        self._last = None
-        self.dispatcher.submit(
-            "lerax_on_training_start",
-            run_name=run_name,
-            hyperparameters=hyperparameters,
-        )
-        return np.int32(token + 1)
-
-    def iteration(
-        self, token: np.ndarray, step: np.ndarray, metrics: dict[str, np.ndarray]
-    ) -> np.ndarray:
-        now, step = time.perf_counter(), int(step)
-        values = {name: float(value) for name, value in metrics.items()}
-        if self._last is not None and now > self._last[0]:
-            speed = (step - self._last[1]) / (now - self._last[0])
-            values["time/steps_per_second"] = speed
-        self._last = (now, step)
-        self.dispatcher.submit("lerax_on_iteration", step=step, metrics=values)
-        return np.int32(token + 1)
-
-    def end(self, token: np.ndarray, step: np.ndarray) -> np.ndarray:
-        self.dispatcher.submit("lerax_on_training_end", step=int(step))
-        if self.close_at_end:
-            self.dispatcher.close()
-        return np.int32(token + 1)
 
 
 class LoggingCallback(AbstractCallback):
@@ -128,11 +66,8 @@ class LoggingCallback(AbstractCallback):
     `learn(..., callback="tensorboard")` finishes the runs it creates.
     """
 
-    backends: tuple[AbstractLoggingBackend, ...] = eqx.field(static=True)
-    name: str | None = eqx.field(static=True)
+    handle: Int[Array, ""]
     ema_weight: float = eqx.field(static=True)
-    close_at_end: bool = eqx.field(static=True)
-    host: _HostLogger = eqx.field(static=True)
 
     def __init__(
         self,
@@ -147,11 +82,19 @@ class LoggingCallback(AbstractCallback):
         del env, policy  # the trained env and policy come through the contexts
         if isinstance(backends, AbstractLoggingBackend):
             backends = [backends]
-        self.backends = tuple(backends)
-        self.name = name
+        host = HostLogger(tuple(backends), name, close_at_end)
+        self.handle = jnp.asarray(host.handle, jnp.int32)
         self.ema_weight = ema_weight
-        self.close_at_end = close_at_end
-        self.host = _HostLogger(BackendDispatcher(self.backends), name, close_at_end)
+
+    @property
+    def host(self) -> HostLogger:
+        """The host-side logger (run naming, timing, the backend dispatcher)."""
+        return get_host_logger(self.handle)
+
+    @property
+    def backends(self) -> tuple[AbstractLoggingBackend, ...]:
+        """The backends metrics go to."""
+        return self.host.dispatcher.backends
 
     def reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> EpisodeAverages:
         zero = jnp.zeros(())
@@ -182,15 +125,15 @@ class LoggingCallback(AbstractCallback):
             )
             for name, value in part.hyperparameters().items()
         }
-        start = functools.partial(
-            self.host.start,
-            hyperparameters,
-            type(ctx.algorithm).__name__,
-            type(ctx.env).__name__,
+        token = host_call(
+            "start",
+            self.handle,
+            ctx.state.token,
+            hyperparameters=hyperparameters,
+            algorithm=type(ctx.algorithm).__name__,
+            env=type(ctx.env).__name__,
         )
-        return eqx.tree_at(
-            lambda s: s.token, ctx.state, _host_call(start, ctx.state.token)
-        )
+        return eqx.tree_at(lambda s: s.token, ctx.state, token)
 
     def on_iteration(
         self, ctx: IterationContext, *, key: Key[Array, ""]
@@ -225,13 +168,15 @@ class LoggingCallback(AbstractCallback):
             "time/iteration": ctx.iteration,
             **{f"train/{name}": value for name, value in ctx.training_log.items()},
         }
-        token = _host_call(self.host.iteration, averages.token, ctx.timestep, metrics)
+        token = host_call(
+            "iteration", self.handle, averages.token, ctx.timestep, metrics
+        )
         return eqx.tree_at(lambda s: s.token, averages, token)
 
     def on_training_end(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> EpisodeAverages:
-        token = _host_call(self.host.end, ctx.state.token, ctx.timestep)
+        token = host_call("end", self.handle, ctx.state.token, ctx.timestep)
         return eqx.tree_at(lambda s: s.token, ctx.state, token)
 
     def close(self) -> None:

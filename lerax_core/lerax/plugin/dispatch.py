@@ -28,6 +28,7 @@ class BackendDispatcher:
         self, backends: Sequence[AbstractLoggingBackend], *, maxsize: int = 1024
     ):
         self.manager = LeraxPluginManager()
+        self.backends = tuple(backends)
         self.names: dict[int, str] = {}
         for index, backend in enumerate(backends):
             if not isinstance(backend, AbstractLoggingBackend):
