@@ -1,0 +1,182 @@
+"""`ProgressBarCallback`: a rich progress bar of environment steps.
+
+The bar is drawn on the host; the jitted loop crosses to it once at training
+start, once per iteration and once at training end, never per environment step.
+Those host calls are chained by a token in the callback's state, so they reach
+the host in program order even though nothing else orders them.
+"""
+
+import functools
+import numbers
+from typing import Any, final
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import io_callback
+from jaxtyping import Array, Int, Key
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from lerax.callback import (
+    AbstractCallback,
+    IterationContext,
+    ResetContext,
+    TrainingContext,
+)
+
+
+class _StepsPerSecond(ProgressColumn):
+    """Environment steps per second, rich's estimate over recent updates."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        text = "- steps/s" if speed is None else f"{speed:,.0f} steps/s"
+        return Text(text, style="progress.data.speed")
+
+
+class _ProgressHost:
+    """The host side: owns the rich `Progress` of the run being trained.
+
+    Compared and hashed by identity (it is a static field of the callback), so
+    reusing one callback reuses the compiled training loop.
+    """
+
+    def __init__(self, console: Console | None, total_timesteps: int | None):
+        self.console = console
+        self.total_timesteps = total_timesteps
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def start(self, description: str, token: np.ndarray, total: np.ndarray):
+        self.stop()  # a previous run that raised before its end
+        self.progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            MofNCompleteColumn(),
+            _StepsPerSecond(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self.task = self.progress.add_task(
+            description, total=self.total_timesteps or int(total)
+        )
+        self.progress.start()
+        return np.int32(token + 1)
+
+    def update(self, token: np.ndarray, step: np.ndarray):
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, completed=int(step))
+        return np.int32(token + 1)
+
+    def end(self, token: np.ndarray, step: np.ndarray):
+        self.update(token, step)
+        self.stop()
+        return np.int32(token + 1)
+
+    def stop(self) -> None:
+        """Draw the bar a last time and release the terminal, if it is shown."""
+        progress, self.progress, self.task = self.progress, None, None
+        if progress is not None:
+            progress.stop()
+
+
+def _host_call(function, token: Int[Array, ""], *args: Any) -> Int[Array, ""]:
+    """Call `function(token, *args)` on the host and return its new token."""
+    return io_callback(function, jax.ShapeDtypeStruct((), jnp.int32), token, *args)
+
+
+@final
+class ProgressBarCallback(AbstractCallback):
+    """Show a rich progress bar of environment steps while `learn` runs.
+
+    The bar appears when training starts, advances after every iteration and
+    is drawn a last time when training ends (or stops early, where it stays at
+    the step reached). It shows the algorithm and environment, the percentage,
+    `steps/total`, steps per second, elapsed and remaining time.
+
+    - `total_timesteps`: the bar's total; `None` (default) takes the
+      `total_timesteps` given to `learn`.
+    - `console`: the `rich.console.Console` to draw on; `None` uses rich's
+      global console (standard output). On a terminal the bar redraws in place;
+      elsewhere (a file, a pipe, a CI log) only the final bar is printed, as
+      plain text.
+
+    Its state is one token that chains the host calls so they arrive in order.
+    Reusing the same instance for another `learn` reuses the compiled loop;
+    call `close()` to remove a bar left on screen by a run that raised.
+    """
+
+    total_timesteps: int | None = eqx.field(static=True)
+    host: _ProgressHost = eqx.field(static=True)
+
+    def __init__(self, total_timesteps: int | None = None, *, console: Any = None):
+        if total_timesteps is not None:
+            if isinstance(total_timesteps, bool) or not isinstance(
+                total_timesteps, numbers.Integral
+            ):
+                raise TypeError(
+                    f"total_timesteps must be an int, or None to take the total "
+                    f"given to learn; got {total_timesteps!r}."
+                )
+            if total_timesteps < 1:
+                raise ValueError(
+                    f"total_timesteps must be at least 1, or None to take the "
+                    f"total given to learn; got {total_timesteps!r}."
+                )
+        if console is not None and not isinstance(console, Console):
+            raise TypeError(
+                f"console must be a rich.console.Console or None (rich's global "
+                f"console), got {type(console).__name__}; wrap a file as "
+                f"Console(file=...)."
+            )
+        self.total_timesteps = None if total_timesteps is None else int(total_timesteps)
+        self.host = _ProgressHost(console, self.total_timesteps)
+
+    def reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> Int[Array, ""]:
+        return jnp.zeros((), jnp.int32)
+
+    def step_reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> None:
+        return None
+
+    def on_training_start(
+        self, ctx: TrainingContext, *, key: Key[Array, ""]
+    ) -> Int[Array, ""]:
+        description = f"{type(ctx.algorithm).__name__} on {type(ctx.env).__name__}"
+        start = functools.partial(self.host.start, description)
+        return _host_call(start, ctx.state, ctx.total_timesteps)
+
+    def on_iteration(
+        self, ctx: IterationContext, *, key: Key[Array, ""]
+    ) -> Int[Array, ""]:
+        return _host_call(self.host.update, ctx.state, ctx.timestep)
+
+    def on_training_end(
+        self, ctx: TrainingContext, *, key: Key[Array, ""]
+    ) -> Int[Array, ""]:
+        return _host_call(self.host.end, ctx.state, ctx.timestep)
+
+    def close(self) -> None:
+        """Stop showing the bar if a run left it on screen. Safe to call twice."""
+        self.host.stop()
+
+    def __enter__(self) -> "ProgressBarCallback":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
