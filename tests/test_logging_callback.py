@@ -1,0 +1,213 @@
+"""LoggingCallback: what backends receive, in what order, and what happens on faults."""
+
+import math
+import re
+import threading
+import time
+import warnings
+
+import jax
+import numpy as np
+import pytest
+
+from lerax.algorithm import PPO
+from lerax.callback import AbstractLoggingBackend, LoggingCallback
+from lerax.env.classic_control import CartPole
+from lerax.policy import MLPActorCriticPolicy
+
+ALGO = PPO(num_envs=4, num_steps=32, num_epochs=1, num_minibatches=1)
+ITERATIONS = 6
+
+
+class Recorder(AbstractLoggingBackend):
+    def __init__(self, delay: float = 0.0):
+        self.events: list[tuple] = []
+        self.delay = delay
+        self.threads: set[str] = set()
+        self.closes = 0
+
+    def lerax_on_training_start(self, run_name, hyperparameters):
+        self.events.append(("start", run_name, dict(hyperparameters)))
+
+    def lerax_on_iteration(self, step, metrics):
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.delay)
+        self.events.append(("iteration", step, dict(metrics)))
+
+    def lerax_on_training_end(self, step):
+        self.events.append(("end", step))
+
+    def lerax_close(self):
+        self.closes += 1
+
+    def iterations(self):
+        return [e for e in self.events if e[0] == "iteration"]
+
+
+class Exploding(Recorder):
+    def lerax_on_iteration(self, step, metrics):
+        raise ValueError("backend failure")
+
+
+def train(callback, iterations=ITERATIONS, key=1):
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    return ALGO.learn(
+        env,
+        policy,
+        iterations * ALGO.steps_per_iteration,
+        key=jax.random.key(key),
+        callback=callback,
+    )
+
+
+def test_backends_get_start_every_iteration_end_and_close_in_order():
+    recorder = Recorder()
+    with LoggingCallback([recorder]) as logger:
+        train(logger)
+    kinds = [event[0] for event in recorder.events]
+    assert kinds == ["start"] + ["iteration"] * ITERATIONS + ["end"]
+    steps = [event[1] for event in recorder.iterations()]
+    assert steps == [ALGO.steps_per_iteration * (i + 1) for i in range(ITERATIONS)]
+    assert recorder.events[-1] == ("end", ITERATIONS * ALGO.steps_per_iteration)
+    assert recorder.closes == 1
+    assert recorder.threads == {"lerax-logging"}, "backends run off the training thread"
+
+
+def test_metric_names_and_plain_python_values():
+    recorder = Recorder()
+    with LoggingCallback([recorder]) as logger:
+        train(logger)
+    names = set(recorder.iterations()[-1][2])
+    expected = {
+        "episode/return",
+        "episode/length",
+        "episode/return_mean",
+        "episode/length_mean",
+        "episode/count",
+        "time/iteration",
+        "time/steps_per_second",
+        *(f"train/{k}" for k in ("policy_loss", "value_loss", "entropy", "approx_kl")),
+        *(
+            f"train/{k}"
+            for k in ("clip_fraction", "explained_variance", "learning_rate")
+        ),
+    }
+    assert expected <= names
+    for _, _, metrics in recorder.iterations():
+        assert all(type(v) is float for v in metrics.values())
+    first = recorder.iterations()[0][2]
+    assert "time/steps_per_second" not in first, "speed needs two iterations"
+    assert recorder.iterations()[1][2]["time/steps_per_second"] > 0
+    updates = ALGO.num_epochs * ALGO.num_minibatches  # per iteration
+    for i, (_, _, metrics) in enumerate(recorder.iterations()):
+        last_update = (i + 1) * updates - 1  # the rate logged is the last one used
+        assert metrics["train/learning_rate"] == pytest.approx(
+            ALGO.learning_rate * (1 - last_update / (ITERATIONS * updates)), rel=1e-5
+        )
+
+
+def test_episode_metrics_match_an_independent_ema():
+    recorder = Recorder()
+    with LoggingCallback([recorder], ema_weight=0.25) as logger:
+        train(logger)
+    ema = None
+    for _, _, m in recorder.iterations():
+        assert m["episode/return"] == pytest.approx(m["episode/length"])  # CartPole
+        if m["episode/count"] > 0:
+            mean = m["episode/return_mean"]
+            ema = mean if ema is None else 0.75 * ema + 0.25 * mean
+        else:
+            assert math.isnan(m["episode/return_mean"])
+        assert m["episode/return"] == pytest.approx(ema, rel=1e-5)
+
+
+def test_run_name_and_hyperparameters():
+    first, second, named = Recorder(), Recorder(), Recorder()
+    for backend, name in ((first, None), (second, None), (named, "my-run")):
+        with LoggingCallback([backend], name=name) as logger:
+            train(logger, iterations=1)
+    run_a, run_b = first.events[0][1], second.events[0][1]
+    assert re.fullmatch(r"PPO-CartPole-\d{8}-\d{6}-\d+\.\d+", run_a)
+    assert run_a != run_b, "run names must be unique"
+    assert named.events[0][1] == "my-run"
+    hyperparameters = first.events[0][2]
+    assert hyperparameters["algorithm/num_envs"] == ALGO.num_envs
+    assert hyperparameters["env/max_episode_steps"] == 500
+    assert hyperparameters["policy/class"] == "MLPActorCriticPolicy"
+    assert all(
+        isinstance(v, bool | int | float | str) for v in hyperparameters.values()
+    )
+
+
+def test_failing_backend_is_reported_once_and_others_get_everything():
+    good, bad = Recorder(), Exploding()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with LoggingCallback([bad, good]) as logger:
+            policy = train(logger)
+    reports = [str(w.message) for w in caught if "Exploding" in str(w.message)]
+    assert len(reports) == 1 and "backend failure" in reports[0]
+    assert len(good.iterations()) == ITERATIONS
+    assert np.all(np.isfinite(jax.tree.leaves(policy.actor)[0]))
+
+
+def test_slow_backend_does_not_stall_training_and_loses_nothing():
+    slow = Recorder(delay=0.3)
+    logger = LoggingCallback([slow])
+    train(logger, iterations=1)  # compile first
+    logger.close()
+    slow.events.clear()
+    start = time.perf_counter()
+    train(logger)
+    trained_in = time.perf_counter() - start
+    assert trained_in < ITERATIONS * slow.delay, "training waited for the backend"
+    logger.close()
+    assert len(slow.iterations()) == ITERATIONS, "close() delivers everything queued"
+
+
+def test_close_is_idempotent_and_the_logger_is_reusable():
+    recorder = Recorder()
+    logger = LoggingCallback(recorder)
+    train(logger, iterations=2)
+    logger.close()
+    logger.close()
+    assert recorder.closes == 1
+    train(logger, iterations=2)
+    logger.close()
+    assert recorder.closes == 2
+    assert [e[0] for e in recorder.events].count("start") == 2
+
+
+def test_non_finite_metrics_reach_backends_as_such():
+    from lerax.callback._host_logger import HostLogger
+
+    recorder = Recorder()
+    host = HostLogger([recorder], None, close_at_end=False)
+    metrics = {
+        "a": np.float32(np.nan),
+        "b": np.float32(np.inf),
+        "c": np.float32(-np.inf),
+    }
+    host.iteration(np.int32(0), np.int32(10), metrics)
+    host.dispatcher.close()
+    (event,) = recorder.iterations()
+    assert (
+        math.isnan(event[2]["a"])
+        and event[2]["b"] == math.inf
+        and event[2]["c"] == -math.inf
+    )
+
+
+def test_non_backend_is_rejected_with_a_clear_error():
+    with pytest.raises(TypeError, match="AbstractLoggingBackend"):
+        LoggingCallback([object()])
+
+
+def test_backend_with_a_bad_hook_signature_is_rejected():
+    class Wrong(Recorder):
+        def lerax_on_iteration(self, step, metrics, extra):
+            pass
+
+    with pytest.raises(Exception, match="extra"):
+        LoggingCallback([Wrong()])
