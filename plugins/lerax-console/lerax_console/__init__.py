@@ -1,0 +1,367 @@
+"""Watch Lerax train: a live progress bar and metrics table, or plain log lines.
+
+Registers the logging backend `console`, so `learn(..., callback="console")` shows
+progress. On a terminal it draws a [rich](https://rich.readthedocs.io) `Live`
+display; anywhere else (pipes, files, CI logs) it prints a readable line every
+few iterations, so logs stay free of control codes.
+
+Importing this module is cheap: rich is imported when a backend is built.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, final
+
+from lerax import hookimpl
+from lerax.plugin import AbstractLoggingBackend
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.live import Live
+    from rich.progress import Progress, TaskID
+
+__all__ = ["TOTAL_TIMESTEPS_KEY", "ConsoleBackend", "format_duration", "format_value"]
+
+TOTAL_TIMESTEPS_KEY = "run/total_timesteps"
+"""Hyper-parameter read for the bar's length when `total_timesteps` is not given."""
+
+PLAIN_METRICS = ("episode/return", "episode/length")
+"""Metrics shown in the plain lines, besides step, percentage, speed and time left."""
+
+
+def format_value(value: float) -> str:
+    """A metric as a short, aligned-friendly string; NaN and infinities as `nan`, `inf`."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    magnitude = abs(value)
+    if magnitude == 0:
+        return "0"
+    if magnitude >= 1e9 or magnitude < 1e-3:
+        return f"{value:.2e}"
+    if value == int(value):
+        return f"{int(value):,}"
+    if magnitude >= 1000:
+        return f"{value:,.1f}"
+    return f"{value:.4g}"
+
+
+def format_duration(seconds: float) -> str:
+    """`h:mm:ss`, or `-:--:--` when unknown."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "-:--:--"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def _group_and_leaf(name: str) -> tuple[str, str]:
+    """`"train/policy_loss"` -> `("train", "policy_loss")`; `"loss"` -> `("", "loss")`."""
+    group, _, leaf = name.partition("/")
+    return (group, leaf) if leaf else ("", group)
+
+
+def _positive_int(value: Any) -> bool:
+    return (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and value > 0
+    )
+
+
+@final
+class ConsoleBackend(AbstractLoggingBackend):
+    """Training progress in the terminal, or as plain lines when not on one.
+
+    On an interactive terminal (rich's `console.is_interactive`: a terminal that is
+    not dumb, unless `TTY_INTERACTIVE=0`) a rich `Live` display shows a progress
+    bar (environment steps done of `total_timesteps`, percentage, steps per
+    second, time left) above a table of the latest metrics, grouped by the prefix
+    of their names (`episode/`, `train/`, `time/`) and sorted; NaN (no episode
+    finished yet) shows as `nan`. It refreshes `refresh_per_second` times a second
+    from the latest iteration, and anything printed meanwhile appears above it.
+
+    Elsewhere (pipes, files, CI logs) it prints one line at the first iteration
+    and every `plain_every`-th (step, percentage, episode return and length,
+    steps per second, time left) and a final line when the run ends, without
+    colours or cursor movement.
+
+    `total_timesteps=None` gives an indeterminate bar, unless the run's
+    hyper-parameters carry `run/total_timesteps`; it fills when training ends.
+    `console` is the `rich.console.Console` to draw on (default: a new one on
+    standard output). The display stops at training end and at `lerax_close()`,
+    which is idempotent; the same backend can show several runs in turn.
+    Printing the backend with rich (`console.print(backend)`) renders its current
+    display, e.g. to keep a picture of a finished run.
+    """
+
+    def __init__(
+        self,
+        total_timesteps: int | None = None,
+        *,
+        console: Console | None = None,
+        refresh_per_second: float = 4.0,
+        plain_every: int = 10,
+    ):
+        from rich.console import Console
+
+        if total_timesteps is not None and not _positive_int(total_timesteps):
+            raise ValueError(
+                f"total_timesteps must be a positive int (the steps passed to "
+                f"learn) or None for an indeterminate bar, got {total_timesteps!r}."
+            )
+        if console is not None and not isinstance(console, Console):
+            raise TypeError(
+                f"console must be a rich.console.Console, e.g. Console(stderr=True), "
+                f"or None for standard output; got {type(console).__name__}."
+            )
+        if (
+            isinstance(refresh_per_second, bool)
+            or not isinstance(refresh_per_second, numbers.Real)
+            or not math.isfinite(refresh_per_second)
+            or refresh_per_second <= 0
+        ):
+            raise ValueError(
+                f"refresh_per_second must be a positive number such as 4, got "
+                f"{refresh_per_second!r}."
+            )
+        if not _positive_int(plain_every):
+            raise ValueError(
+                f"plain_every must be a positive int (print a plain line every "
+                f"that many iterations), got {plain_every!r}."
+            )
+        self.total_timesteps = None if total_timesteps is None else int(total_timesteps)
+        self.console: Console = console if console is not None else Console()
+        self.refresh_per_second = float(refresh_per_second)
+        self.plain_every = int(plain_every)
+
+        self._live: Live | None = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._running = False
+        self._run_name = ""
+        self._total: int | None = None
+        self._step = 0
+        self._iterations = 0
+        self._started_at = 0.0
+        self._metrics: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ hooks
+
+    def lerax_on_training_start(
+        self, run_name: str, hyperparameters: Mapping[str, Any]
+    ) -> None:
+        if self._running:  # the previous run never said it ended
+            self._finish("stopped")
+        total = self.total_timesteps
+        if total is None and _positive_int(hyperparameters.get(TOTAL_TIMESTEPS_KEY)):
+            total = int(hyperparameters[TOTAL_TIMESTEPS_KEY])
+        self._running = True
+        self._run_name = run_name
+        self._total = total
+        self._step = 0
+        self._iterations = 0
+        self._metrics = {}
+        self._started_at = time.perf_counter()
+        self._start_display()
+        self._started_at = time.perf_counter()  # after rich's first import
+
+    def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
+        if not self._running:  # an iteration without a start: show it anyway
+            self.lerax_on_training_start("training", {})
+        self._step = int(step)
+        self._iterations += 1
+        self._metrics = {name: float(value) for name, value in metrics.items()}
+        if self._total is not None and self._step > self._total:
+            self._total = self._step  # more steps than announced: keep the bar sane
+        self._update_progress("training")
+        if self._live is None and (
+            self._iterations == 1 or self._iterations % self.plain_every == 0
+        ):
+            self._print_plain(self._plain_line())
+
+    def lerax_on_training_end(self, step: int) -> None:
+        if self._running:
+            self._step = max(self._step, int(step))
+            self._finish("done")
+
+    def lerax_close(self) -> None:
+        if self._running:
+            self._finish("stopped")
+
+    # ---------------------------------------------------------------- display
+
+    def _start_display(self) -> None:
+        """Make this run's progress bar; draw it live on a terminal, else say hello."""
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        console = self.console
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=30),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[left]}"),
+            console=console,
+            auto_refresh=False,
+        )
+        self._task = self._progress.add_task(
+            "training", total=self._total, **self._stats()
+        )
+        if console.is_interactive:  # a terminal, not dumb, not TTY_INTERACTIVE=0
+            from rich.errors import LiveError
+            from rich.live import Live
+
+            live = Live(
+                console=console,
+                refresh_per_second=self.refresh_per_second,
+                get_renderable=self._renderable,
+            )
+            try:
+                live.start(refresh=True)
+            except LiveError:  # another live display owns the console (rich < 14)
+                pass
+            else:
+                self._live = live
+                return
+        if self._total is None:
+            total = "an unknown number of env steps"
+        else:
+            total = f"{self._total:,} env steps"
+        self._print_plain(f"{self._run_name}: training for {total}")
+
+    def _update_progress(self, description: str) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(
+                self._task,
+                description=description,
+                total=self._total,
+                completed=self._step,
+                **self._stats(),
+            )
+
+    def _finish(self, how: str) -> None:
+        """End the current run: final frame or final line, then release the console."""
+        self._running = False
+        if self._total is None:
+            self._total = max(self._step, 1)  # an indeterminate bar fills at the end
+        self._update_progress(how)
+        if self._progress is not None and self._task is not None:
+            self._progress.stop_task(self._task)  # freezes the elapsed time
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()  # draws the final frame
+        else:
+            elapsed = format_duration(time.perf_counter() - self._started_at)
+            self._print_plain(f"{how}: {self._plain_line()} | took {elapsed}")
+
+    def _speed(self) -> float:
+        elapsed = time.perf_counter() - self._started_at
+        return self._step / elapsed if elapsed > 0 and self._step else math.nan
+
+    def _stats(self) -> dict[str, str]:
+        """The bar's texts: steps done of the total and speed; time left."""
+        if self._total is None:
+            steps = f"{self._step:,} steps"
+        else:
+            steps = f"{self._step:,}/{self._total:,} steps"
+        left = "elapsed"
+        if self._total is not None and self._running:
+            left += f", {format_duration(self._time_left())} left"
+        return {"stats": f"{steps}  {self._speed_text()}", "left": left}
+
+    def _speed_text(self) -> str:
+        speed = self._speed()
+        return f"{speed:,.0f} steps/s" if math.isfinite(speed) else "- steps/s"
+
+    def _time_left(self) -> float:
+        speed = self._speed()
+        if self._total is None or not speed > 0:
+            return math.nan
+        return (self._total - self._step) / speed
+
+    def _plain_line(self) -> str:
+        """Step, percentage, episode return and length, speed, time left."""
+        if self._total is None:
+            parts = [f"step {self._step:,}"]
+        else:
+            percent = 100.0 * self._step / self._total
+            parts = [f"step {self._step:,}/{self._total:,} ({percent:.1f}%)"]
+        parts += [
+            f"{name} {format_value(self._metrics[name])}"
+            for name in PLAIN_METRICS
+            if name in self._metrics
+        ]
+        parts.append(self._speed_text())
+        if self._running and self._total is not None:
+            parts.append(f"{format_duration(self._time_left())} left")
+        return " | ".join(parts)
+
+    def _print_plain(self, line: str) -> None:
+        self.console.print(
+            line, markup=False, highlight=False, emoji=False, soft_wrap=True
+        )
+
+    def _metrics_table(self) -> RenderableType:
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        table.add_column("group", style="bold cyan")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        metrics = self._metrics  # read once: the iteration thread replaces it
+        previous = None
+        for name in sorted(metrics, key=_group_and_leaf):
+            group, leaf = _group_and_leaf(name)
+            value = metrics[name]
+            table.add_row(
+                group if group != previous else "",
+                leaf,
+                Text(
+                    format_value(value), style="" if math.isfinite(value) else "yellow"
+                ),
+            )
+            previous = group
+        return table
+
+    def _renderable(self) -> RenderableType:
+        from rich.console import Group
+        from rich.text import Text
+
+        header = Text.assemble(
+            (self._run_name or "lerax", "bold"),
+            (f"  iteration {self._iterations}", "dim"),
+        )
+        parts: list[Any] = [header]
+        if self._progress is not None:
+            parts.append(self._progress.get_renderable())
+        if self._metrics:
+            parts.append(self._metrics_table())
+        return Group(*parts)
+
+    def __rich__(self) -> RenderableType:
+        """The current display (or the last run's), for printing with rich."""
+        return self._renderable()
+
+
+@hookimpl
+def lerax_register_backends(register) -> None:
+    register(
+        "console",
+        ConsoleBackend,
+        "Live progress bar and metrics table on a terminal; plain lines in logs.",
+    )

@@ -1,0 +1,338 @@
+"""Tests of lerax-console, rendering for real: rich recording consoles, a pseudo-terminal."""
+
+import io
+import math
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import pytest
+from rich.console import Console
+
+from lerax.algorithm import PPO
+from lerax.callback import make
+from lerax.env.classic_control import CartPole
+from lerax.plugin import get_registry
+from lerax.policy import MLPActorCriticPolicy
+from lerax.testing import check_plugin
+from lerax_console import TOTAL_TIMESTEPS_KEY, ConsoleBackend, format_value
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1]
+ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07]*\x07|[@-Z\\-_])")
+METRICS = {
+    "episode/return": 20.0,
+    "episode/length": 20.0,
+    "train/policy_loss": -0.0123,
+    "train/learning_rate": 2.5e-4,
+    "time/steps_per_second": 12345.0,
+}
+
+
+def terminal(width: int = 100) -> Console:
+    """A recording console that believes it is an interactive terminal."""
+    return Console(file=io.StringIO(), record=True, force_terminal=True, width=width)
+
+
+def wait_for(console: Console, *needles: str, timeout: float = 10.0) -> str:
+    """The recorded text once it contains every needle (the display refreshes on
+    its own thread); fails with what was drawn otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = console.export_text(clear=False)
+        if all(needle in text for needle in needles):
+            return text
+        if time.monotonic() > deadline:
+            pytest.fail(f"display never showed {needles}; it showed:\n{text}")
+        time.sleep(0.01)
+
+
+def frames(text: str, run_name: str) -> list[str]:
+    """Split recorded live output into frames: each starts with the run name."""
+    return [run_name + part for part in text.split(run_name)[1:]]
+
+
+def row(frame: str, metric: str) -> str:
+    match = re.search(rf"\b{re.escape(metric)}\s+(\S+)", frame)
+    assert match, f"no row {metric!r} in frame:\n{frame}"
+    return match.group(1)
+
+
+def plain_environment(monkeypatch) -> None:
+    """Make rich's terminal detection depend on the stream alone."""
+    for variable in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+# ----------------------------------------------------------------- the plugin
+
+
+def test_conformance():
+    console = terminal()
+    report = check_plugin(
+        "console",
+        options={"console": {"console": console, "refresh_per_second": 20}},
+    )
+    assert any(line.startswith("console:") for line in report.checked)
+    # the live display ran under the jitted training and ended full
+    final = frames(console.export_text(clear=False), "PPO-CartPole")[-1]
+    assert "done" in final and "100%" in final, final
+    assert "policy_loss" in final and "return" in final, final
+
+
+def test_discovered_and_importable_by_its_public_name():
+    info = get_registry().plugins["console"]
+    assert info.distribution == "lerax-console"
+    assert [(r.name, r.kind) for r in info.registrations] == [("console", "backend")]
+    from lerax.callback import ConsoleBackend as Exported
+
+    assert Exported is ConsoleBackend
+    backend = make("console", total_timesteps=2**16)
+    assert isinstance(backend, ConsoleBackend) and backend.total_timesteps == 2**16
+
+
+def test_import_is_light():
+    heavy = ("rich", "jax", "tensorboardX", "wandb", "lerax.callback")
+    code = (
+        "import sys, lerax_console\n"
+        f"print([m for m in sys.modules if m.startswith({heavy!r})])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "named"),
+    [
+        ({"total_timesteps": 0}, ValueError, "0"),
+        ({"total_timesteps": 1.5}, ValueError, "1.5"),
+        ({"total_timesteps": True}, ValueError, "True"),
+        ({"console": "stdout"}, TypeError, "str"),
+        ({"refresh_per_second": 0}, ValueError, "refresh_per_second"),
+        ({"refresh_per_second": math.inf}, ValueError, "inf"),
+        ({"plain_every": 0}, ValueError, "plain_every"),
+    ],
+)
+def test_bad_options_fail_at_construction(options, error, named):
+    with pytest.raises(error, match=re.escape(named)):
+        ConsoleBackend(**options)
+
+
+# ------------------------------------------------------- the terminal display
+
+
+def test_live_display_shows_progress_and_metrics_and_updates():
+    console = terminal()
+    backend = ConsoleBackend(1000, console=console, refresh_per_second=50)
+    backend.lerax_on_training_start("run-A", {})
+    try:
+        backend.lerax_on_iteration(250, {**METRICS, "episode/return": math.nan})
+        wait_for(console, "25%")
+        backend.lerax_on_iteration(500, METRICS)
+        text = wait_for(console, "50%")
+    finally:
+        backend.lerax_close()
+    shown = frames(text, "run-A")
+    first = next(f for f in shown if "25%" in f)
+    second = next(f for f in shown if "50%" in f)
+    assert "250/1,000 steps" in first and "500/1,000 steps" in second
+    assert row(first, "return") == "nan" and row(second, "return") == "20"
+    assert row(second, "policy_loss") == "-0.0123"
+    assert "steps/s" in second and "left" in second
+    # grouped and sorted: episode rows, then time, then train
+    order = [second.index(name) for name in ("length", "return", "steps_per_second")]
+    assert order == sorted(order)
+    assert second.index("learning_rate") < second.index("policy_loss")
+    assert "training for" not in text and " | " not in text  # no plain lines
+    final = frames(console.export_text(clear=False), "run-A")[-1]
+    assert "stopped" in final and "50%" in final  # closed before the end
+
+
+def test_close_stops_the_display_and_is_idempotent():
+    console = terminal()
+    backend = ConsoleBackend(100, console=console)
+    stdout = sys.stdout
+    backend.lerax_on_training_start("run-B", {})
+    assert sys.stdout is not stdout  # prints go above the live display meanwhile
+    backend.lerax_on_iteration(100, METRICS)
+    backend.lerax_on_training_end(100)
+    assert sys.stdout is stdout
+    drawn = console.export_text(clear=False)
+    assert "done" in frames(drawn, "run-B")[-1] and "100%" in drawn
+    backend.lerax_close()
+    backend.lerax_close()
+    assert console.export_text(clear=False) == drawn  # nothing more drawn
+
+
+def test_indeterminate_bar_fills_when_training_ends():
+    console = terminal()
+    backend = ConsoleBackend(console=console, refresh_per_second=50)
+    backend.lerax_on_training_start("run-C", {})
+    try:
+        backend.lerax_on_iteration(300, METRICS)
+        text = wait_for(console, "300 steps")
+    finally:
+        backend.lerax_on_training_end(300)
+    running = next(f for f in frames(text, "run-C") if "300 steps" in f)
+    assert "%" not in running.splitlines()[1]  # no percentage without a total
+    picture = terminal()
+    picture.print(backend)  # the backend renders its final display
+    shown = picture.export_text()
+    assert "100%" in shown and "300/300 steps" in shown
+
+
+def test_total_from_the_run_hyperparameters():
+    backend = ConsoleBackend(console=terminal())
+    backend.lerax_on_training_start("run-D", {TOTAL_TIMESTEPS_KEY: 400})
+    backend.lerax_on_iteration(100, METRICS)
+    picture = terminal()
+    picture.print(backend)
+    backend.lerax_close()
+    shown = picture.export_text()
+    assert "25%" in shown and "100/400 steps" in shown
+
+
+def test_non_finite_metrics_render():
+    metrics = {"a/nan": math.nan, "a/inf": math.inf, "a/ninf": -math.inf, "big": 1e300}
+    for console in (terminal(), Console(file=io.StringIO(), width=80)):
+        backend = ConsoleBackend(10, console=console)
+        backend.lerax_on_training_start("run-E", {})
+        backend.lerax_on_iteration(10, metrics)
+        backend.lerax_on_training_end(10)
+        picture = terminal()
+        picture.print(backend)
+        text = picture.export_text()
+        assert [row(text, name) for name in ("nan", "inf", "ninf")] == [
+            "nan",
+            "inf",
+            "-inf",
+        ]
+        assert row(text, "big") == format_value(1e300)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (math.nan, "nan"),
+        (-math.inf, "-inf"),
+        (3.0, "3"),
+        (-0.0, "0"),
+        (4e9, "4.00e+09"),
+        (123456.0, "123,456"),
+        (1234.56, "1,234.6"),
+        (0.012345, "0.01235"),
+        (2.5e-4, "2.50e-04"),
+        (1e300, "1.00e+300"),
+    ],
+)
+def test_format_value(value, text):
+    assert format_value(value) == text
+
+
+# ------------------------------------------------------------ the plain lines
+
+
+def test_plain_lines_off_a_terminal():
+    console = Console(file=io.StringIO(), width=60)
+    backend = ConsoleBackend(1000, console=console, plain_every=2)
+    for run in range(2):  # the same backend shows successive runs
+        backend.lerax_on_training_start(f"run-{run}", {})
+        for i in range(1, 5):
+            backend.lerax_on_iteration(250 * i, {**METRICS, "episode/return": 10.0 * i})
+        backend.lerax_on_training_end(1000)
+    backend.lerax_close()
+    output = console.file.getvalue()
+    assert "\x1b" not in output
+    lines = output.splitlines()
+    assert len(lines) == 10  # per run: start, iterations 1, 2, 4, end
+    assert lines[0] == "run-0: training for 1,000 env steps"
+    assert lines[1].startswith("step 250/1,000 (25.0%) | episode/return 10 | ")
+    assert lines[2].startswith("step 500/1,000 (50.0%) | episode/return 20 | ")
+    assert "steps/s" in lines[2] and lines[2].endswith("left")
+    assert lines[4].startswith("done: step 1,000/1,000 (100.0%) | episode/return 40")
+    assert lines[5] == "run-1: training for 1,000 env steps"
+    assert all(len(line) > 60 for line in lines[1:5])  # long lines are not wrapped
+
+
+def test_learn_by_name_end_to_end(capsys, monkeypatch):
+    plain_environment(monkeypatch)
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    algo = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1)
+    total = 3 * algo.steps_per_iteration
+    algo.learn(env, policy, total, key=jax.random.key(1), callback="console")
+    output = capsys.readouterr().out  # closed at training end: everything is out
+    assert "\x1b" not in output
+    lines = output.splitlines()
+    assert lines[0].startswith("PPO-CartPole-") and "unknown number" in lines[0]
+    assert lines[1].startswith(f"step {algo.steps_per_iteration} | episode/return ")
+    assert lines[-1].startswith(f"done: step {total}/{total} (100.0%) | ")
+
+
+# ------------------------------------------------------------ a real terminal
+
+
+def run_in_pty(args: list[str], *, columns: int, timeout: float) -> bytes:
+    """Run `python args` with a pseudo-terminal as its stdin, stdout and stderr."""
+    import fcntl
+    import struct
+    import termios
+
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TTY_", "NO_"))}
+    env.update(TERM="xterm-256color", COLUMNS=str(columns), LINES="50")
+    child = subprocess.Popen(
+        [sys.executable, *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(follower)
+    output, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        else:
+            pytest.fail(f"training under a pty did not finish:\n{output[-2000:]!r}")
+    finally:
+        os.close(leader)
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+    assert child.returncode == 0, output.decode(errors="replace")[-3000:]
+    return output
+
+
+def test_live_display_in_a_pseudo_terminal_and_svg(tmp_path):
+    svg = tmp_path / "console.svg"
+    script = str(PLUGIN_DIR / "scripts" / "render_svg.py")
+    raw = run_in_pty(
+        [script, str(svg), "--total-timesteps", "768"], columns=110, timeout=600
+    )
+    assert b"\x1b[?25l" in raw  # the live display hid the cursor: a terminal
+    text = ANSI.sub("", raw.decode("utf-8", errors="replace"))
+    final = frames(text, "PPO-CartPole")[-1]
+    assert "100%" in final and "768/768 steps" in final
+    for name in ("episode", "return", "policy_loss", "learning_rate"):
+        assert name in final
+    picture = svg.read_text()
+    assert picture.startswith("<svg") and len(picture.encode()) < 100_000
+    assert "policy_loss" in picture and "100%" in picture
