@@ -4,13 +4,16 @@ The bar is drawn on the host; the jitted loop crosses to it once at training
 start, once per iteration and once at training end, never per environment step.
 Those host calls are chained by a token in the callback's state, so they reach
 the host in program order even though nothing else orders them.
+
+Like Lerax's `LoggingCallback`, compiled code reaches the host object only
+through an integer handle passed as a traced value, so every progress bar shares
+one compilation: `learn(..., callback="progress")` twice compiles once.
 """
 
-import functools
+import itertools
 import numbers
 from typing import Any, final
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,10 +52,9 @@ class _StepsPerSecond(ProgressColumn):
 
 
 class _ProgressHost:
-    """The host side: owns the rich `Progress` of the run being trained.
+    """The host side of one `ProgressBarCallback`: the bar of its current run.
 
-    Compared and hashed by identity (it is a static field of the callback), so
-    reusing one callback reuses the compiled training loop.
+    Each method takes and returns the sequencing token.
     """
 
     def __init__(self, console: Console | None, total_timesteps: int | None):
@@ -60,8 +62,10 @@ class _ProgressHost:
         self.total_timesteps = total_timesteps
         self.progress: Progress | None = None
         self.task: TaskID | None = None
+        self.handle = next(_handles)
+        _hosts[self.handle] = self
 
-    def start(self, description: str, token: np.ndarray, total: np.ndarray):
+    def start(self, token: np.ndarray, total: np.ndarray, *, description: str):
         self.stop()  # a previous run that raised before its end
         self.progress = Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -96,9 +100,27 @@ class _ProgressHost:
             progress.stop()
 
 
-def _host_call(function, token: Int[Array, ""], *args: Any) -> Int[Array, ""]:
-    """Call `function(token, *args)` on the host and return its new token."""
-    return io_callback(function, jax.ShapeDtypeStruct((), jnp.int32), token, *args)
+_hosts: dict[int, _ProgressHost] = {}
+_handles = itertools.count()
+
+
+def _host_call(
+    method: str,
+    handle: Int[Array, ""],
+    token: Int[Array, ""],
+    *args: Any,
+    **static: Any,
+) -> Int[Array, ""]:
+    """Call `method(token, *args, **static)` of the host `handle`; return the token.
+
+    `args` are traced values; `static` are Python values fixed at trace time.
+    """
+
+    def call(handle: np.ndarray, token: np.ndarray, *args: np.ndarray):
+        return getattr(_hosts[int(handle)], method)(token, *args, **static)
+
+    result = jax.ShapeDtypeStruct((), jnp.int32)
+    return io_callback(call, result, handle, token, *args)
 
 
 @final
@@ -118,12 +140,11 @@ class ProgressBarCallback(AbstractCallback):
       plain text.
 
     Its state is one token that chains the host calls so they arrive in order.
-    Reusing the same instance for another `learn` reuses the compiled loop;
-    call `close()` to remove a bar left on screen by a run that raised.
+    Options live on the host, so bars with any options share one compiled
+    loop. Call `close()` to remove a bar left on screen by a run that raised.
     """
 
-    total_timesteps: int | None = eqx.field(static=True)
-    host: _ProgressHost = eqx.field(static=True)
+    handle: Int[Array, ""]
 
     def __init__(self, total_timesteps: int | None = None, *, console: Any = None):
         if total_timesteps is not None:
@@ -145,8 +166,18 @@ class ProgressBarCallback(AbstractCallback):
                 f"console), got {type(console).__name__}; wrap a file as "
                 f"Console(file=...)."
             )
-        self.total_timesteps = None if total_timesteps is None else int(total_timesteps)
-        self.host = _ProgressHost(console, self.total_timesteps)
+        total = None if total_timesteps is None else int(total_timesteps)
+        self.handle = jnp.asarray(_ProgressHost(console, total).handle, jnp.int32)
+
+    @property
+    def host(self) -> _ProgressHost:
+        """The host side: console, total and the bar of the current run."""
+        return _hosts[int(self.handle)]
+
+    @property
+    def total_timesteps(self) -> int | None:
+        """The bar's total, or `None` for the `total_timesteps` given to `learn`."""
+        return self.host.total_timesteps
 
     def reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> Int[Array, ""]:
         return jnp.zeros((), jnp.int32)
@@ -158,18 +189,23 @@ class ProgressBarCallback(AbstractCallback):
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> Int[Array, ""]:
         description = f"{type(ctx.algorithm).__name__} on {type(ctx.env).__name__}"
-        start = functools.partial(self.host.start, description)
-        return _host_call(start, ctx.state, ctx.total_timesteps)
+        return _host_call(
+            "start",
+            self.handle,
+            ctx.state,
+            ctx.total_timesteps,
+            description=description,
+        )
 
     def on_iteration(
         self, ctx: IterationContext, *, key: Key[Array, ""]
     ) -> Int[Array, ""]:
-        return _host_call(self.host.update, ctx.state, ctx.timestep)
+        return _host_call("update", self.handle, ctx.state, ctx.timestep)
 
     def on_training_end(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> Int[Array, ""]:
-        return _host_call(self.host.end, ctx.state, ctx.timestep)
+        return _host_call("end", self.handle, ctx.state, ctx.timestep)
 
     def close(self) -> None:
         """Stop showing the bar if a run left it on screen. Safe to call twice."""

@@ -180,38 +180,21 @@ def test_terminal_bar_reaches_the_total():
     assert "steps/s" in lines[-1]
 
 
-class PlainBar:
-    """One bar on a non-terminal console, reused so that it compiles once."""
-
-    def __init__(self) -> None:
-        self.console = plain_console()
-        self.bar = make("progress", console=self.console)
-
-    def run(self) -> str:
-        """Train once; return what this run printed."""
-        self.console.file = io.StringIO()
-        train(self.bar)
-        return self.console.file.getvalue()
-
-
-@pytest.fixture(scope="module")
-def plain() -> PlainBar:
-    return PlainBar()
-
-
-def test_off_a_terminal_only_the_final_bar_is_printed_as_plain_text(plain):
-    written = plain.run()
+def test_off_a_terminal_only_the_final_bar_is_printed_as_plain_text():
+    console = plain_console()
+    train(make("progress", console=console))
+    written = console.file.getvalue()
     assert "\x1b" not in written and "\r" not in written
     assert written.count("\n") == 1
     assert_complete(written, TOTAL, TOTAL)
 
 
-def test_early_stop_ends_the_bar_at_the_step_reached(plain):
-    plain.console.file = io.StringIO()
-    train(CallbackList([plain.bar, StopAfter(1)]))
-    written = plain.console.file.getvalue()
-    assert_complete(written, ALGORITHM.steps_per_iteration, TOTAL)
-    assert plain.bar.host.progress is None  # stopped: the terminal is released
+def test_early_stop_ends_the_bar_at_the_step_reached():
+    console = plain_console()
+    bar = make("progress", console=console)
+    train(CallbackList([bar, StopAfter(1)]))
+    assert_complete(console.file.getvalue(), ALGORITHM.steps_per_iteration, TOTAL)
+    assert bar.host.progress is None  # stopped: the terminal is released
 
 
 def test_one_host_call_per_iteration_never_per_step():
@@ -247,7 +230,9 @@ def test_one_host_call_per_iteration_never_per_step():
 
 def test_close_removes_a_bar_left_by_a_failed_run():
     bar = make("progress", console=Console(file=io.StringIO(), force_terminal=True))
-    bar.host.start("interrupted", 0, 10)  # as if the run raised before its end
+    bar.host.start(
+        0, 10, description="interrupted"
+    )  # as if the run raised before its end
     live = bar.host.progress.live
     assert live.is_started
     with bar:
@@ -279,11 +264,17 @@ def test_learn_with_the_name_and_a_backend(capsys):
     assert [kind for kind, _ in backend.events][-2:] == ["end", "close"]
 
 
-def test_reusing_the_callback_does_not_recompile(plain):
-    plain.run()  # compiled here unless an earlier test did
+def test_a_second_learn_does_not_recompile():
+    first, second = plain_console(), plain_console()
+    bar = make("progress", console=first)
+    train(bar)  # compiled here unless an earlier test did
     with count_compilation() as counts:
-        written = plain.run()
+        train(bar)  # the same callback
+        train(make("progress", console=second))  # a new one, same settings
     assert (counts.traces, counts.compiles) == (0, 0)
-    lines = bar_lines(written)
-    assert len(lines) == 1  # the reused callback drew this run's bar too
-    assert_complete(lines[0], TOTAL, TOTAL)
+    # Each run drew on its own bar's console, although the code was shared.
+    for console, runs in ((first, 2), (second, 1)):
+        lines = bar_lines(console.file.getvalue())
+        assert len(lines) == runs
+        for line in lines:
+            assert_complete(line, TOTAL, TOTAL)
