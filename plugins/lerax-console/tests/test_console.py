@@ -246,11 +246,14 @@ def test_plain_lines_off_a_terminal():
         for i in range(1, 5):
             backend.lerax_on_iteration(250 * i, {**METRICS, "episode/return": 10.0 * i})
         backend.lerax_on_training_end(1000)
+    backend.lerax_on_training_start("run-2", {})
+    backend.lerax_on_iteration(500, METRICS)
+    backend.lerax_close()  # before the end: the run is reported as stopped
     backend.lerax_close()
     output = console.file.getvalue()
     assert "\x1b" not in output
     lines = output.splitlines()
-    assert len(lines) == 10  # per run: start, iterations 1, 2, 4, end
+    assert len(lines) == 13  # per run: start, iterations 1, 2, 4, end
     assert lines[0] == "run-0: training for 1,000 env steps"
     assert lines[1].startswith("step 250/1,000 (25.0%) | episode/return 10 | ")
     assert lines[2].startswith("step 500/1,000 (50.0%) | episode/return 20 | ")
@@ -258,6 +261,7 @@ def test_plain_lines_off_a_terminal():
     assert lines[4].startswith("done: step 1,000/1,000 (100.0%) | episode/return 40")
     assert lines[5] == "run-1: training for 1,000 env steps"
     assert all(len(line) > 60 for line in lines[1:5])  # long lines are not wrapped
+    assert lines[-1].startswith("stopped: step 500/1,000 (50.0%) | episode/return 20")
 
 
 def test_learn_by_name_end_to_end(capsys, monkeypatch):
