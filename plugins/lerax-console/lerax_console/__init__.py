@@ -328,12 +328,11 @@ class ConsoleBackend(AbstractLoggingBackend):
         for name in sorted(metrics, key=_group_and_leaf):
             group, leaf = _group_and_leaf(name)
             value = metrics[name]
-            table.add_row(
-                group if group != previous else "",
-                leaf,
-                Text(
-                    format_value(value), style="" if math.isfinite(value) else "yellow"
-                ),
+            shown = format_value(value)
+            table.add_row(  # Text, not str: names are never read as rich markup
+                Text(group if group != previous else ""),
+                Text(leaf),
+                Text(shown, style="" if math.isfinite(value) else "yellow"),
             )
             previous = group
         return table

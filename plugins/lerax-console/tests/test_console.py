@@ -57,7 +57,7 @@ def frames(text: str, run_name: str) -> list[str]:
 
 
 def row(frame: str, metric: str) -> str:
-    match = re.search(rf"\b{re.escape(metric)}\s+(\S+)", frame)
+    match = re.search(rf"(?<!\S){re.escape(metric)}\s+(\S+)", frame)
     assert match, f"no row {metric!r} in frame:\n{frame}"
     return match.group(1)
 
@@ -199,7 +199,13 @@ def test_total_from_the_run_hyperparameters():
 
 
 def test_non_finite_metrics_render():
-    metrics = {"a/nan": math.nan, "a/inf": math.inf, "a/ninf": -math.inf, "big": 1e300}
+    metrics = {
+        "a/nan": math.nan,
+        "a/inf": math.inf,
+        "a/ninf": -math.inf,
+        "big": 1e300,
+        "b/[bold]odd[/]": 1.0,  # names are shown as they are, not as markup
+    }
     for console in (terminal(), Console(file=io.StringIO(), width=80)):
         backend = ConsoleBackend(10, console=console)
         backend.lerax_on_training_start("run-E", {})
@@ -214,6 +220,7 @@ def test_non_finite_metrics_render():
             "-inf",
         ]
         assert row(text, "big") == format_value(1e300)
+        assert row(text, "[bold]odd[/]") == "1"
 
 
 @pytest.mark.parametrize(
