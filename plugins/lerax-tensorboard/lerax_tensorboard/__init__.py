@@ -1,0 +1,266 @@
+"""Lerax logging backend that writes TensorBoard event files with tensorboardX.
+
+Every metric becomes a scalar plotted against the environment step, and the run's
+hyper-parameters are recorded for TensorBoard's HParams and Text dashboards.
+
+Only `lerax` and `lerax.plugin` are imported here: tensorboardX (and with it numpy
+and protobuf) is imported when a run starts, so that plugin discovery stays fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, final
+
+from lerax import hookimpl
+from lerax.plugin import AbstractLoggingBackend
+
+if TYPE_CHECKING:
+    from tensorboardX.event_file_writer import EventsWriter
+
+__all__ = ["HYPERPARAMETERS_TAG", "TensorBoardBackend"]
+
+DEFAULT_ROOT = "runs"
+"""Without `log_dir`, each run writes to `runs/<run name>` under the working directory."""
+
+HYPERPARAMETERS_TAG = "hyperparameters"
+"""Tag (before TensorBoard's `/text_summary` suffix) of the hyper-parameter table."""
+
+_SESSION_START_TAG = "_hparams_/session_start_info"
+_SESSION_END_TAG = "_hparams_/session_end_info"
+_file_numbers = itertools.count()
+_NOT_IN_TAGS = re.compile(r"[^-/\w.]")
+
+
+def _tag(name: str) -> str:
+    """`name` with the characters TensorBoard does not allow in tags replaced by `_`."""
+    return _NOT_IN_TAGS.sub("_", name).lstrip("/")
+
+
+def _cannot_write(path: Path, error: OSError | str) -> OSError:
+    reason = error if isinstance(error, str) else (error.strerror or str(error))
+    message = (
+        f"TensorBoardBackend cannot write event files to {str(path)!r}: {reason}. "
+        f"Pass a log_dir=... in a writable location."
+    )
+    errno = None if isinstance(error, str) else error.errno
+    return OSError(errno, message) if errno else OSError(message)
+
+
+def _make_writable_directory(path: Path) -> None:
+    """Create `path` and prove a file can be written in it, naming it if not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise _cannot_write(path, error) from None
+
+
+def _check_can_create(path: Path) -> None:
+    """Check, without creating anything, that `path` could be created as a directory."""
+    ancestor = path
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise _cannot_write(path, f"{str(ancestor)!r} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise _cannot_write(path, f"{str(ancestor)!r} is not writable")
+
+
+def _hparams_summary(tag: str, **plugin_data: Any) -> Any:
+    """A summary carrying `HParamsPluginData(**plugin_data)` for the HParams dashboard."""
+    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+    from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+
+    content = HParamsPluginData(version=0, **plugin_data).SerializeToString()
+    metadata = SummaryMetadata(
+        plugin_data=SummaryMetadata.PluginData(plugin_name="hparams", content=content)
+    )
+    return Summary(value=[Summary.Value(tag=tag, metadata=metadata)])
+
+
+def _session_start(hyperparameters: Mapping[str, Any]) -> Any:
+    from tensorboardX.proto.plugin_hparams_pb2 import SessionStartInfo
+
+    info = SessionStartInfo(start_time_secs=time.time())
+    for name, value in hyperparameters.items():
+        if isinstance(value, bool):  # before int: bool is an int subclass
+            info.hparams[name].bool_value = value
+        elif isinstance(value, int | float):
+            info.hparams[name].number_value = float(value)
+        else:
+            info.hparams[name].string_value = str(value)
+    return _hparams_summary(_SESSION_START_TAG, session_start_info=info)
+
+
+def _session_end(finished: bool) -> Any:
+    from tensorboardX.proto.api_pb2 import Status
+    from tensorboardX.proto.plugin_hparams_pb2 import SessionEndInfo
+
+    status = Status.Value("STATUS_SUCCESS" if finished else "STATUS_FAILURE")
+    info = SessionEndInfo(status=status, end_time_secs=time.time())
+    return _hparams_summary(_SESSION_END_TAG, session_end_info=info)
+
+
+def _markdown_table(hyperparameters: Mapping[str, Any]) -> str:
+    rows = [
+        f"| {name} | {str(value).replace('|', '&#124;')} |"
+        for name, value in sorted(hyperparameters.items())
+    ]
+    return "\n".join(["| hyper-parameter | value |", "|---|---|", *rows])
+
+
+@final
+class TensorBoardBackend(AbstractLoggingBackend):
+    """Write training metrics and hyper-parameters as TensorBoard event files.
+
+    Each run writes to `log_dir`, or to `runs/<run name>` when `log_dir` is not
+    given; view them with `tensorboard --logdir runs`. Every metric is a scalar
+    whose step is the environment step (NaN and infinities are kept as such), and
+    tags with characters TensorBoard does not allow get them replaced by `_`.
+    The hyper-parameters go to the HParams dashboard, which lists the run as
+    succeeded once training ends, or failed if it is closed before (an interrupted
+    run), and, as a table, to the Text dashboard.
+
+    Events are written as they arrive and flushed to disk at the end of the first
+    iteration `flush_secs` seconds after the previous flush (`0`: after every
+    iteration), at training end and at close, so a run stopped with Ctrl-C keeps
+    everything logged before it. A `log_dir` that cannot be written fails here,
+    before anything is compiled.
+
+    Reusing one `log_dir` for several runs puts them in one TensorBoard run; leave
+    it unset, or give each run its own, to compare runs.
+    """
+
+    def __init__(
+        self, log_dir: str | os.PathLike[str] | None = None, *, flush_secs: float = 5.0
+    ):
+        if isinstance(flush_secs, bool) or not isinstance(flush_secs, int | float):
+            raise TypeError(
+                f"flush_secs must be a number of seconds, got {flush_secs!r}."
+            )
+        if not (math.isfinite(flush_secs) and flush_secs >= 0):
+            raise ValueError(
+                f"flush_secs must be a finite number of seconds >= 0 (0 flushes "
+                f"after every iteration), got {flush_secs!r}."
+            )
+        if log_dir is not None and not isinstance(log_dir, str | os.PathLike):
+            raise TypeError(
+                f"log_dir must be a path (str or os.PathLike) or None, got "
+                f"{type(log_dir).__name__} {log_dir!r}."
+            )
+        if log_dir is not None and "://" in os.fspath(log_dir):
+            raise ValueError(
+                f"log_dir={os.fspath(log_dir)!r} is a URL; TensorBoardBackend writes "
+                f"local directories only. Log to a local path and copy it afterwards."
+            )
+        self.flush_secs = float(flush_secs)
+        self._fixed_dir = Path(log_dir).absolute() if log_dir is not None else None
+        self._root = Path(DEFAULT_ROOT).absolute()
+        if self._fixed_dir is not None:
+            _make_writable_directory(self._fixed_dir)
+        else:
+            _check_can_create(self._root)
+        self.log_dir: Path | None = self._fixed_dir
+        """The directory of the current (or last) run; `None` before a default run."""
+        self._writer: EventsWriter | None = None
+        self._finished = False
+        self._step = 0
+        self._last_flush = 0.0
+        self._lock = threading.Lock()
+
+    def lerax_on_training_start(
+        self, run_name: str, hyperparameters: Mapping[str, Any]
+    ) -> None:
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.summary import text
+
+        with self._lock:
+            self._close_writer()
+            directory = self._fixed_dir or self._root / run_name
+            _make_writable_directory(directory)
+            self.log_dir = directory
+            # tensorboardX's synchronous EventsWriter, not its SummaryWriter: we
+            # already run on Lerax's logging thread, and SummaryWriter's own atexit
+            # hook would close the file before Lerax's exit hook delivers the
+            # events still queued, losing them. The suffix keeps two files opened
+            # in the same second apart.
+            suffix = f".{os.getpid()}.{next(_file_numbers)}"
+            self._writer = EventsWriter(str(directory / "events"), suffix)
+            self._finished, self._step = False, 0
+            self._write(_session_start(hyperparameters), step=0)
+            self._write(text(HYPERPARAMETERS_TAG, _markdown_table(hyperparameters)), 0)
+            self._flush()
+
+    def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        with self._lock:
+            if self._writer is None:
+                raise RuntimeError(
+                    "TensorBoardBackend has no open event file: "
+                    "lerax_on_training_start was not called or failed."
+                )
+            # Built directly rather than with tensorboardX.summary.scalar, which
+            # logs a warning for every NaN (episode means are NaN by design).
+            values = [
+                Summary.Value(tag=_tag(name), simple_value=float(value))
+                for name, value in metrics.items()
+            ]
+            self._write(Summary(value=values), step)
+            self._step = step
+            if time.monotonic() - self._last_flush >= self.flush_secs:
+                self._flush()
+
+    def lerax_on_training_end(self, step: int) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._write(_session_end(finished=True), step)
+                self._finished = True
+                self._flush()
+
+    def lerax_close(self) -> None:
+        with self._lock:
+            self._close_writer()
+
+    def _write(self, summary: Any, step: int) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+
+        assert self._writer is not None
+        event = Event(wall_time=time.time(), step=int(step), summary=summary)
+        self._writer.write_event(event)
+
+    def _flush(self) -> None:
+        assert self._writer is not None
+        self._writer.flush()
+        self._last_flush = time.monotonic()
+
+    def _close_writer(self) -> None:
+        """Mark a run that did not reach training end failed; flush and close its file."""
+        writer = self._writer
+        if writer is None:
+            return
+        try:
+            if not self._finished:
+                self._write(_session_end(finished=False), self._step)
+        finally:
+            self._writer = None
+            writer.close()
+
+
+@hookimpl
+def lerax_register_backends(register) -> None:
+    register(
+        "tensorboard",
+        TensorBoardBackend,
+        "Metrics and hyper-parameters as TensorBoard event files (tensorboardX).",
+    )
