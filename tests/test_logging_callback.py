@@ -189,7 +189,7 @@ def test_non_finite_metrics_reach_backends_as_such():
         "b": np.float32(np.inf),
         "c": np.float32(-np.inf),
     }
-    host.iteration(np.int32(0), np.int32(10), metrics)
+    host.iteration(np.int32(10), metrics)
     host.dispatcher.close()
     (event,) = recorder.iterations()
     assert (

@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, Key
 
+from lerax.callback import host
 from lerax.callback._callback import AbstractCallback
-from lerax.callback._host_logger import HostLogger, get_host_logger, host_call
+from lerax.callback._host_logger import HostLogger
 from lerax.callback.context import (
     IterationContext,
     ResetContext,
@@ -82,23 +83,22 @@ class LoggingCallback(AbstractCallback):
         del env, policy  # the trained env and policy come through the contexts
         if isinstance(backends, AbstractLoggingBackend):
             backends = [backends]
-        host = HostLogger(tuple(backends), name, close_at_end)
-        self.handle = jnp.asarray(host.handle, jnp.int32)
+        self.handle = host.register(HostLogger(tuple(backends), name, close_at_end))
         self.ema_weight = ema_weight
 
     @property
-    def host(self) -> HostLogger:
+    def host_logger(self) -> HostLogger:
         """The host-side logger (run naming, timing, the backend dispatcher)."""
-        return get_host_logger(self.handle)
+        return host.lookup(self.handle)
 
     @property
     def backends(self) -> tuple[AbstractLoggingBackend, ...]:
         """The backends metrics go to."""
-        return self.host.dispatcher.backends
+        return self.host_logger.dispatcher.backends
 
     def reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> EpisodeAverages:
         zero = jnp.zeros(())
-        return EpisodeAverages(zero, zero, zero, jnp.zeros((), jnp.int32))
+        return EpisodeAverages(zero, zero, zero, host.new_token())
 
     def step_reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> EpisodeStats:
         zero = jnp.zeros(())
@@ -125,7 +125,7 @@ class LoggingCallback(AbstractCallback):
             )
             for name, value in part.hyperparameters().items()
         }
-        token = host_call(
+        token = host.call(
             "start",
             self.handle,
             ctx.state.token,
@@ -168,7 +168,7 @@ class LoggingCallback(AbstractCallback):
             "time/iteration": ctx.iteration,
             **{f"train/{name}": value for name, value in ctx.training_log.items()},
         }
-        token = host_call(
+        token = host.call(
             "iteration", self.handle, averages.token, ctx.timestep, metrics
         )
         return eqx.tree_at(lambda s: s.token, averages, token)
@@ -176,12 +176,12 @@ class LoggingCallback(AbstractCallback):
     def on_training_end(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> EpisodeAverages:
-        token = host_call("end", self.handle, ctx.state.token, ctx.timestep)
+        token = host.call("end", self.handle, ctx.state.token, ctx.timestep)
         return eqx.tree_at(lambda s: s.token, ctx.state, token)
 
     def close(self) -> None:
         """Deliver pending metrics and close every backend. Safe to call twice."""
-        self.host.dispatcher.close()
+        self.host_logger.dispatcher.close()
 
     def __enter__(self) -> "LoggingCallback":
         return self
