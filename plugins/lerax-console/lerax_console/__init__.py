@@ -29,6 +29,9 @@ __all__ = ["TOTAL_TIMESTEPS_KEY", "ConsoleBackend", "format_duration", "format_v
 TOTAL_TIMESTEPS_KEY = "run/total_timesteps"
 """Hyper-parameter read for the bar's length when `total_timesteps` is not given."""
 
+SPEED_METRIC = "time/steps_per_second"
+"""The training loop's own measure of one iteration's speed, preferred to the clock."""
+
 PLAIN_METRICS = ("episode/return", "episode/length")
 """Metrics shown in the plain lines, besides step, percentage, speed and time left."""
 
@@ -83,8 +86,10 @@ class ConsoleBackend(AbstractLoggingBackend):
     bar (environment steps done of `total_timesteps`, percentage, steps per
     second, time left) above a table of the latest metrics, grouped by the prefix
     of their names (`episode/`, `train/`, `time/`) and sorted; NaN (no episode
-    finished yet) shows as `nan`. It refreshes `refresh_per_second` times a second
-    from the latest iteration, and anything printed meanwhile appears above it.
+    finished yet) shows as `nan`. Speed and time left use the training loop's own
+    timing (`time/steps_per_second`) when the metrics carry it. The display
+    refreshes `refresh_per_second` times a second from the latest iteration, and
+    anything printed meanwhile appears above it.
 
     Elsewhere (pipes, files, CI logs) it prints one line at the first iteration
     and every `plain_every`-th (step, percentage, episode return and length,
@@ -150,6 +155,7 @@ class ConsoleBackend(AbstractLoggingBackend):
         self._iterations = 0
         self._started_at = 0.0
         self._metrics: dict[str, float] = {}
+        self._timed = [0, 0.0]  # steps and seconds measured by the training loop
 
     # ------------------------------------------------------------------ hooks
 
@@ -167,6 +173,7 @@ class ConsoleBackend(AbstractLoggingBackend):
         self._step = 0
         self._iterations = 0
         self._metrics = {}
+        self._timed = [0, 0.0]
         self._started_at = time.perf_counter()
         self._start_display()
         self._started_at = time.perf_counter()  # after rich's first import
@@ -174,9 +181,12 @@ class ConsoleBackend(AbstractLoggingBackend):
     def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
         if not self._running:  # an iteration without a start: show it anyway
             self.lerax_on_training_start("training", {})
-        self._step = int(step)
+        steps, self._step = int(step) - self._step, int(step)
         self._iterations += 1
         self._metrics = {name: float(value) for name, value in metrics.items()}
+        rate = self._metrics.get(SPEED_METRIC, math.nan)
+        if steps > 0 and math.isfinite(rate) and rate > 0:
+            self._timed = [self._timed[0] + steps, self._timed[1] + steps / rate]
         if self._total is not None and self._step > self._total:
             self._total = self._step  # more steps than announced: keep the bar sane
         self._update_progress("training")
@@ -268,6 +278,12 @@ class ConsoleBackend(AbstractLoggingBackend):
             self._print_plain(f"{how}: {self._plain_line()} | took {elapsed}")
 
     def _speed(self) -> float:
+        """Steps per second over the run: as timed by the training loop when it
+        reports `time/steps_per_second` (unaffected by how late events reach this
+        thread), else by the clock since the start."""
+        steps, seconds = self._timed
+        if steps > 0 and seconds > 0:
+            return steps / seconds
         elapsed = time.perf_counter() - self._started_at
         return self._step / elapsed if elapsed > 0 and self._step else math.nan
 

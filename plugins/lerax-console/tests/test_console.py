@@ -242,6 +242,20 @@ def test_format_value(value, text):
     assert format_value(value) == text
 
 
+def test_speed_and_time_left_come_from_the_training_loop_timing():
+    console = Console(file=io.StringIO(), width=200)
+    backend = ConsoleBackend(100_000, console=console, plain_every=1)
+    backend.lerax_on_training_start("run-F", {})
+    backend.lerax_on_iteration(500, {})  # the loop times from the second iteration
+    backend.lerax_on_iteration(1000, {"time/steps_per_second": 100.0})
+    backend.lerax_on_iteration(2000, {"time/steps_per_second": 400.0})
+    backend.lerax_close()
+    lines = console.file.getvalue().splitlines()
+    # 1,500 steps in 5 + 2.5 seconds: 200 steps/s; 98,000 steps left: 490 s
+    assert lines[-2].endswith("| 200 steps/s | 0:08:10 left")
+    assert lines[-1].startswith("stopped: step 2,000/100,000 (2.0%) | 200 steps/s")
+
+
 # ------------------------------------------------------------ the plain lines
 
 
@@ -264,7 +278,7 @@ def test_plain_lines_off_a_terminal():
     assert lines[0] == "run-0: training for 1,000 env steps"
     assert lines[1].startswith("step 250/1,000 (25.0%) | episode/return 10 | ")
     assert lines[2].startswith("step 500/1,000 (50.0%) | episode/return 20 | ")
-    assert "steps/s" in lines[2] and lines[2].endswith("left")
+    assert lines[2].endswith("| 12,345 steps/s | 0:00:00 left")
     assert lines[4].startswith("done: step 1,000/1,000 (100.0%) | episode/return 40")
     assert lines[5] == "run-1: training for 1,000 env steps"
     assert all(len(line) > 60 for line in lines[1:5])  # long lines are not wrapped
