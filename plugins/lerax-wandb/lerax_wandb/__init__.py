@@ -1,0 +1,358 @@
+"""Log Lerax training to [Weights & Biases](https://wandb.ai): one W&B run per training.
+
+Each training becomes a W&B run named after the Lerax run, with the algorithm,
+env and policy hyper-parameters as its config and one history row per training
+iteration at the environment step, so the x-axis of every chart is env steps.
+
+Without an API key or without network it logs offline instead, says so once on
+stderr, and the runs can be uploaded later with `wandb sync`. `wandb` is
+imported only when a backend is built, so plugin discovery stays fast.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import sys
+import threading
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, final
+from urllib.parse import urlsplit
+
+from lerax import hookimpl
+from lerax.plugin import AbstractLoggingBackend
+
+if TYPE_CHECKING:
+    import wandb
+
+MODES = ("online", "offline", "disabled", "shared")
+"""What `mode=` and `WANDB_MODE` may be (wandb's legacy `dryrun` and `run` too)."""
+
+_LEGACY_MODES = {"dryrun": "offline", "run": "online"}
+_DEFAULT_BASE_URL = "https://api.wandb.ai"
+PROBE_TIMEOUT = 3.0
+"""Seconds to wait for the W&B server to accept a connection before going offline."""
+INIT_TIMEOUT = 30.0
+"""Seconds `wandb.init` may take online (wandb's own default is 90)."""
+
+_notice_lock = threading.Lock()
+_notice_shown = False
+
+
+def _notify_once(message: str) -> None:
+    """Print `message` as one line on stderr, the first time only in this process."""
+    global _notice_shown
+    with _notice_lock:
+        if _notice_shown:
+            return
+        _notice_shown = True
+    print(f"lerax-wandb: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
+def _mode(value: Any, source: str) -> str:
+    """`value` as one of `MODES`, or a `ValueError` that names `source`."""
+    mode = _LEGACY_MODES.get(value, value) if isinstance(value, str) else value
+    if mode not in MODES:
+        raise ValueError(
+            f"{source}={value!r} is not a W&B mode; use one of "
+            f"{', '.join(map(repr, MODES))} (or leave it unset to log online "
+            f"when an API key is configured and offline otherwise)."
+        )
+    return mode
+
+
+def _has_credentials(base_url: str) -> bool:
+    """Whether W&B credentials for `base_url` are configured, without any network.
+
+    Looks where `wandb.init` would: `WANDB_API_KEY`, `WANDB_IDENTITY_TOKEN_FILE`,
+    the netrc file and the W&B settings files.
+    """
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    try:
+        from wandb.sdk.lib import wbauth
+
+        auth = wbauth.authenticate_session(
+            host=base_url,
+            source="lerax-wandb",
+            prompt=False,
+            verify=False,
+            update_session=False,
+        )
+        return auth is not None
+    except Exception:  # wandb-internal API moved: look for a netrc entry ourselves
+        import netrc
+
+        try:
+            return (
+                netrc.netrc().authenticators(urlsplit(base_url).hostname or "")
+                is not None
+            )
+        except (OSError, netrc.NetrcParseError):
+            return False
+
+
+def _reachable(base_url: str, timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether the W&B server at `base_url` accepts a TCP connection within `timeout`.
+
+    Through a proxy a direct connection proves nothing, so it counts as reachable
+    and `wandb.init` (bounded by its `init_timeout`) decides.
+    """
+    import socket
+    import urllib.request
+
+    parts = urlsplit(base_url)
+    host = parts.hostname
+    if not host:
+        return False
+    proxies = urllib.request.getproxies()
+    if (parts.scheme in proxies) and not urllib.request.proxy_bypass(host):
+        return True
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    connected: list[bool] = []
+
+    def probe() -> None:  # in a thread: name resolution has no timeout of its own
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            connected.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, name="lerax-wandb-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(connected)
+
+
+def _one_line(error: BaseException) -> str:
+    text = re.sub(r"\s+", " ", str(error)).strip()
+    return f"{type(error).__name__}: {text[:200]}" if text else type(error).__name__
+
+
+def _finish_at_exit(backend: weakref.ref[WandbBackend]) -> None:
+    alive = backend()
+    if alive is not None:
+        alive.lerax_close()
+
+
+@final
+class WandbBackend(AbstractLoggingBackend):
+    """Send each training to a W&B run in `project`; extra options go to `wandb.init`.
+
+    At training start it calls `wandb.init(project=project, name=<run name>,
+    config=<hyper-parameters>, reinit="create_new", **init_options)`, so several
+    trainings in one process make several runs and a run of your own is left
+    alone; `name`, `reinit` and the rest can be overridden through
+    `init_options`, and a `config` given there is merged under the
+    hyper-parameters. Every iteration is one history row at `step=<env step>`;
+    NaN and infinite values are logged as they are.
+
+    The mode is `mode=` if given, else `WANDB_MODE`, else online. An online run
+    without credentials, or whose server cannot be reached or does not answer
+    within `INIT_TIMEOUT` seconds, is logged offline instead, with a one-line
+    notice on stderr (once per process) saying how to upload it with
+    `wandb sync`. Unless you set them (in `settings=` or as `WANDB_SILENT`,
+    `WANDB_CONSOLE`, `WANDB_INIT_TIMEOUT`), wandb runs silent, without capturing
+    the console (which other backends may be drawing on) and with
+    `init_timeout=INIT_TIMEOUT`. `dir=` (or `WANDB_DIR`) says where the `wandb/`
+    folder goes.
+
+    `lerax_close` finishes the run; a run that did not reach the end of training
+    (an interrupt, an error) is finished with exit code 1, which W&B shows as
+    failed, and keeps every row logged before.
+    """
+
+    def __init__(self, project: str = "lerax", **init_options: Any):
+        import inspect
+
+        import wandb
+
+        if not isinstance(project, str) or not project.strip():
+            raise ValueError(
+                f"project must be a non-empty string, got {project!r}; "
+                f"pass e.g. project='lerax'."
+            )
+        accepted = set(inspect.signature(wandb.init).parameters) - {
+            "project",
+            "anonymous",
+        }
+        unknown = sorted(set(init_options) - accepted)
+        if unknown:
+            raise TypeError(
+                f"{', '.join(map(repr, unknown))} "
+                f"{'is not a wandb.init option' if len(unknown) == 1 else 'are not wandb.init options'}; "
+                f"accepted: {', '.join(sorted(accepted))}."
+            )
+        mode = init_options.get("mode")
+        if mode is not None:
+            _mode(mode, "mode")
+        elif os.environ.get("WANDB_MODE"):
+            mode = _mode(os.environ["WANDB_MODE"], "WANDB_MODE")
+        config = init_options.get("config")
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(
+                f"config must be a mapping of extra values to record with the "
+                f"hyper-parameters, got {type(config).__name__}."
+            )
+        settings = init_options.get("settings")
+        if isinstance(settings, Mapping):
+            try:
+                wandb.Settings(**settings)
+            except Exception as error:
+                raise ValueError(
+                    f"settings={dict(settings)!r} are not valid wandb.Settings: "
+                    f"{_one_line(error)}"
+                ) from None
+        elif settings is not None and not isinstance(settings, wandb.Settings):
+            raise TypeError(
+                f"settings must be a wandb.Settings or a dict, got "
+                f"{type(settings).__name__}."
+            )
+        if init_options.get("dir") is not None:
+            directory = Path(init_options["dir"])
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise OSError(
+                    f"cannot write W&B runs to dir={str(directory)!r}: {error}"
+                ) from None
+            if not os.access(directory, os.W_OK):
+                raise PermissionError(
+                    f"cannot write W&B runs to dir={str(directory)!r}: not writable"
+                )
+        self.project = project
+        self.init_options = dict(init_options)
+        self._run: wandb.Run | None = None
+        self._ended = False
+        self._lock = threading.Lock()
+        if mode != "disabled":
+            # Exit handlers run last-registered first. Starting wandb's service
+            # now, before the LoggingCallback that will own this backend
+            # registers its handler, means that at exit Lerax delivers the rows
+            # still queued and closes this backend before wandb tears its
+            # service down; the handler registered in between finishes the run
+            # even if Lerax's close was cut short (Ctrl-C while it drained).
+            wandb.setup()
+            atexit.register(_finish_at_exit, weakref.ref(self))
+
+    @property
+    def run(self) -> wandb.Run | None:
+        """The W&B run of the current training, or `None` outside one."""
+        return self._run
+
+    def _base_url(self, settings: Any) -> str:
+        import wandb
+
+        if isinstance(settings, Mapping) and settings.get("base_url"):
+            return str(settings["base_url"])
+        if (
+            isinstance(settings, wandb.Settings)
+            and "base_url" in settings.model_fields_set
+        ):
+            return str(settings.base_url)
+        return os.environ.get("WANDB_BASE_URL") or str(
+            getattr(wandb.setup().settings, "base_url", None) or _DEFAULT_BASE_URL
+        )
+
+    def _choose_mode(self, requested: Any, settings: Any) -> tuple[str, str | None]:
+        """The mode to start in, and why it is offline when online was wanted."""
+        if requested is None:
+            requested = os.environ.get("WANDB_MODE") or "online"
+            mode = _mode(requested, "WANDB_MODE")
+        else:
+            mode = _mode(requested, "mode")
+        if mode in ("offline", "disabled"):
+            return mode, None
+        base_url = self._base_url(settings)
+        if not _has_credentials(base_url):
+            return "offline", (
+                "no W&B API key found (set WANDB_API_KEY or run `wandb login`)"
+            )
+        if not _reachable(base_url):
+            host = urlsplit(base_url).netloc or base_url
+            return "offline", f"cannot reach the W&B server {host}"
+        return mode, None
+
+    @staticmethod
+    def _settings(user: Any) -> wandb.Settings:
+        """`user`'s settings over Lerax's defaults (silent, no console capture)."""
+        import wandb
+
+        values: dict[str, Any] = {}
+        if "WANDB_SILENT" not in os.environ:
+            values["silent"] = True
+        if "WANDB_CONSOLE" not in os.environ:
+            values["console"] = "off"
+        if "WANDB_INIT_TIMEOUT" not in os.environ:
+            values["init_timeout"] = INIT_TIMEOUT
+        if isinstance(user, wandb.Settings):
+            values.update({name: getattr(user, name) for name in user.model_fields_set})
+        elif isinstance(user, Mapping):
+            values.update(user)
+        return wandb.Settings(**values)
+
+    def _finish(self) -> None:
+        """Finish the current run, if any (call with the lock held)."""
+        run, self._run = self._run, None
+        if run is not None:
+            run.finish(exit_code=0 if self._ended else 1)
+
+    def lerax_on_training_start(
+        self, run_name: str, hyperparameters: Mapping[str, Any]
+    ) -> None:
+        import wandb
+
+        with self._lock:
+            self._finish()  # a previous training through this backend
+            options = dict(self.init_options)
+            settings = options.pop("settings", None)
+            mode, reason = self._choose_mode(options.pop("mode", None), settings)
+            config = {**dict(options.pop("config", None) or {}), **hyperparameters}
+            options.setdefault("name", run_name)
+            options.setdefault("reinit", "create_new")
+            if options.get("dir") is None and os.environ.get("WANDB_DIR"):
+                # wandb reads its variables once per process; read this one now.
+                options["dir"] = os.environ["WANDB_DIR"]
+            arguments = dict(
+                project=self.project, config=config, settings=self._settings(settings)
+            )
+            try:
+                run = wandb.init(mode=mode, **arguments, **options)
+            except Exception as error:
+                if mode in ("offline", "disabled"):
+                    raise
+                reason = f"W&B did not start an online run ({_one_line(error)})"
+                mode = "offline"
+                run = wandb.init(mode=mode, **arguments, **options)
+            self._run, self._ended = run, False
+        if reason is not None:
+            root = Path(run.settings.sync_dir).parent
+            _notify_once(
+                f"{reason}, so runs are logged offline in {root}; "
+                f"upload them later with `wandb sync {root}/offline-run-*`."
+            )
+
+    def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
+        with self._lock:
+            if self._run is not None:
+                self._run.log(dict(metrics), step=int(step))
+
+    def lerax_on_training_end(self, step: int) -> None:
+        with self._lock:
+            self._ended = True
+
+    def lerax_close(self) -> None:
+        with self._lock:
+            self._finish()
+
+
+@hookimpl
+def lerax_register_backends(register) -> None:
+    register(
+        "wandb",
+        WandbBackend,
+        "Weights & Biases runs (offline when there is no API key or network).",
+    )
