@@ -135,6 +135,7 @@ def test_run_name_and_hyperparameters():
     assert hyperparameters["algorithm/num_envs"] == ALGO.num_envs
     assert hyperparameters["env/max_episode_steps"] == 500
     assert hyperparameters["policy/class"] == "MLPActorCriticPolicy"
+    assert hyperparameters["run/total_timesteps"] == ALGO.steps_per_iteration
     assert all(
         isinstance(v, bool | int | float | str) for v in hyperparameters.values()
     )

@@ -32,7 +32,12 @@ class HostLogger:
         self._last: tuple[float, int] | None = None
 
     def start(
-        self, *, hyperparameters: dict[str, Any], algorithm: str, env: str
+        self,
+        total_timesteps: np.ndarray,
+        *,
+        hyperparameters: dict[str, Any],
+        algorithm: str,
+        env: str,
     ) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_name = self.name or f"{algorithm}-{env}-{stamp}-{os.getpid()}.{next(_runs)}"
@@ -40,7 +45,10 @@ class HostLogger:
         self.dispatcher.submit(
             "lerax_on_training_start",
             run_name=run_name,
-            hyperparameters=hyperparameters,
+            hyperparameters={
+                **hyperparameters,
+                "run/total_timesteps": int(total_timesteps),
+            },
         )
 
     def iteration(self, step: np.ndarray, metrics: dict[str, np.ndarray]) -> None:

@@ -57,7 +57,7 @@ class LoggingCallback(AbstractCallback):
 
     At training start every backend gets a run name (`name`, or algorithm, env,
     time and a unique suffix) and the hyper-parameters of the algorithm, the env
-    and the policy. Backends run on a background thread (see
+    and the policy, plus `run/total_timesteps`. Backends run on a background thread (see
     [`BackendDispatcher`][lerax.plugin.dispatch.BackendDispatcher]); call
     `close()`, or use the callback as a context manager, to flush them.
 
@@ -129,6 +129,7 @@ class LoggingCallback(AbstractCallback):
             "start",
             self.handle,
             ctx.state.token,
+            ctx.total_timesteps,
             hyperparameters=hyperparameters,
             algorithm=type(ctx.algorithm).__name__,
             env=type(ctx.env).__name__,

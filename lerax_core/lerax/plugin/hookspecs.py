@@ -59,8 +59,9 @@ def lerax_register_backends(register: Register) -> None:
 def lerax_on_training_start(run_name: str, hyperparameters: Mapping[str, Any]) -> None:
     """A run starts: `run_name` is unique and readable, `hyperparameters` flat.
 
-    Keys of `hyperparameters` are prefixed `algorithm/`, `env/` and `policy/`;
-    values are `bool`, `int`, `float` or `str`.
+    Keys of `hyperparameters` are prefixed `algorithm/`, `env/` and `policy/`,
+    plus `run/total_timesteps` (the steps `learn` was asked for, for progress
+    displays); values are `bool`, `int`, `float` or `str`.
     """
 
 
