@@ -16,11 +16,19 @@ from pathlib import Path
 
 import pluggy
 import pytest
-from sybil import Sybil
-from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
-from sybil.parsers.markdown.lexers import FencedCodeBlockLexer
 
 from lerax.plugin import hookspecs, reload_registry
+
+try:
+    from sybil import Sybil
+    from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
+    from sybil.parsers.markdown.lexers import FencedCodeBlockLexer
+except ImportError:  # the test environment must install it: sybil>=10.1
+    Sybil = None
+
+needs_sybil = pytest.mark.skipif(
+    Sybil is None, reason="sybil is not installed: pip install 'sybil>=10.1'"
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -40,8 +48,9 @@ PAGES = sorted(
 #: Fence languages that are Python but that the parser would not run.
 UNRUN_PYTHON = {"py", "py3", "python3", "pycon", "ipython", "pyi"}
 
-SYBIL = Sybil(parsers=[PythonCodeBlockParser(), SkipParser()], path=str(REPO))
-FENCES = Sybil(parsers=[FencedCodeBlockLexer(language=r".*")], path=str(REPO))
+if Sybil is not None:
+    SYBIL = Sybil(parsers=[PythonCodeBlockParser(), SkipParser()], path=str(REPO))
+    FENCES = Sybil(parsers=[FencedCodeBlockLexer(language=r".*")], path=str(REPO))
 
 
 def _name(page: Path) -> str:
@@ -58,6 +67,8 @@ def _fence_languages(page: Path) -> list[tuple[int, str]]:
 
 
 def _has_python(page: Path) -> bool:
+    if Sybil is None:  # every page, each skipped
+        return True
     return any(language == "python" for _, language in _fence_languages(page))
 
 
@@ -83,6 +94,7 @@ def reader_session(tmp_path, monkeypatch):
         reload_registry()
 
 
+@needs_sybil
 @pytest.mark.parametrize(
     "page", [page for page in PAGES if _has_python(page)], ids=_name
 )
@@ -100,6 +112,7 @@ def test_python_examples_run(page, reader_session):
         pytest.skip(f"some examples of {_name(page)} are skipped: {skipped}")
 
 
+@needs_sybil
 @pytest.mark.parametrize("page", PAGES, ids=_name)
 def test_python_blocks_are_fenced_as_python(page):
     """A block fenced ```py would be shown as Python but never run."""
