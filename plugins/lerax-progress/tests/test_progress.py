@@ -213,6 +213,7 @@ def test_one_host_call_per_iteration_never_per_step():
         for eqn in jaxpr.eqns:
             if "callback" in eqn.primitive.name:
                 names.append((*path, eqn.primitive.name))
+                assert eqn.params["ordered"], "host calls must arrive in order"
             for param in eqn.params.values():
                 for sub in inner(param):
                     walk(sub, (*path, eqn.primitive.name))
@@ -230,9 +231,8 @@ def test_one_host_call_per_iteration_never_per_step():
 
 def test_close_removes_a_bar_left_by_a_failed_run():
     bar = make("progress", console=Console(file=io.StringIO(), force_terminal=True))
-    bar.host.start(
-        0, 10, description="interrupted"
-    )  # as if the run raised before its end
+    # As if a run had raised between its start and its end:
+    bar.host.start(10, description="interrupted")
     live = bar.host.progress.live
     assert live.is_started
     with bar:
