@@ -3,8 +3,8 @@
 The bar is drawn on the host; the jitted loop crosses to it once at training
 start, once per iteration and once at training end, never per environment step.
 They are ordered `io_callback`s: JAX threads its effect token through them, so
-they reach the host in program order, and, returning nothing, they cost about
-half as much as a call whose result the loop must wait for.
+they reach the host in program order, and as they return nothing the loop never
+waits for a result (on CPU, about half the cost of a call that returns one).
 
 Like Lerax's `LoggingCallback`, compiled code reaches the host object only
 through an integer handle passed as a traced value, so every progress bar shares
@@ -126,7 +126,8 @@ class ProgressBarCallback(AbstractStatelessCallback):
       plain text.
 
     It has no state: its host calls are ordered by JAX. Options live on the
-    host, so bars with any options share one compiled loop. Call `close()` to remove a bar left on screen by a run that raised.
+    host, so bars with any options share one compiled loop. Call `close()` to
+    remove a bar left on screen by a run that raised.
     """
 
     handle: Int[Array, ""]
