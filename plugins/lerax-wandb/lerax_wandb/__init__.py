@@ -316,6 +316,7 @@ class WandbBackend(AbstractLoggingBackend):
             if options.get("dir") is None and os.environ.get("WANDB_DIR"):
                 # wandb reads its variables once per process; read this one now.
                 options["dir"] = os.environ["WANDB_DIR"]
+                Path(options["dir"]).mkdir(parents=True, exist_ok=True)
             arguments = dict(
                 project=self.project, config=config, settings=self._settings(settings)
             )

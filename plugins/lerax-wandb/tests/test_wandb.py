@@ -204,11 +204,11 @@ def test_discovered_and_importable_from_lerax_callback():
 
 
 def test_learn_by_name_logs_every_iteration_at_its_env_step(tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "runs"))  # made when needed
     recorder = Recorder()
     steps_per_iteration = tiny_training(["wandb", recorder], iterations=4)
 
-    (run_dir,) = offline_runs(tmp_path)
+    (run_dir,) = offline_runs(tmp_path / "runs")
     run = read_run(run_dir)
     assert run.exit_code == 0
     assert run.project == "lerax"
