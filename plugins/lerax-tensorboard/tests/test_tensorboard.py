@@ -28,7 +28,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from lerax.algorithm import PPO
-from lerax.callback import make
+from lerax.callback import LoggingCallback, make
 from lerax.env.classic_control import CartPole
 from lerax.plugin import AbstractLoggingBackend, get_registry
 from lerax.policy import MLPActorCriticPolicy
@@ -90,9 +90,13 @@ def read_events(directory: Path) -> EventAccumulator:
 
 
 def hparams_data(accumulator: EventAccumulator) -> dict[str, Any]:
+    try:
+        contents = accumulator.PluginTagToContent("hparams")
+    except KeyError:  # no hparams data (yet)
+        return {}
     return {
         tag: plugin_data_pb2.HParamsPluginData.FromString(content)
-        for tag, content in accumulator.PluginTagToContent("hparams").items()
+        for tag, content in contents.items()
     }
 
 
@@ -176,6 +180,26 @@ def test_scalars_match_what_training_sent(trained):
     assert [step for step, _ in sent] == expected_steps
     assert "episode/return" in sent[0][1]
     assert_same_scalars(read_events(trained.run_dir), sent)
+
+
+def test_training_end_flushes_before_close(tmp_path):
+    backend = TensorBoardBackend(tmp_path, flush_secs=600)
+    recorder = Recorder()
+    logger = LoggingCallback([backend, recorder])  # not closed at training end
+    try:
+        train(logger, iterations=2)
+        # Backends run on a background thread: wait (bounded) for the end event.
+        deadline = time.monotonic() + 30
+        while not recorder.ends or "_hparams_/session_end_info" not in hparams_data(
+            events := read_events(tmp_path)
+        ):
+            assert time.monotonic() < deadline, "training end was not flushed"
+            time.sleep(0.1)
+        assert recorder.ends == [recorder.iterations[-1][0]]
+        assert_same_scalars(events, recorder.iterations)  # the file is still open
+        assert session_status(events) == "STATUS_SUCCESS"
+    finally:
+        logger.close()
 
 
 def test_hyperparameters_are_readable(trained):
