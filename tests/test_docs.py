@@ -115,13 +115,16 @@ def test_python_examples_run(page, reader_session):
 @needs_sybil
 @pytest.mark.parametrize("page", PAGES, ids=_name)
 def test_python_blocks_are_fenced_as_python(page):
-    """A block fenced ```py would be shown as Python but never run."""
+    """A block fenced ```py, or not labelled at all, would never run."""
     unrun = [
         f"line {line}: ```{language}"
         for line, language in _fence_languages(page)
-        if language.lower() in UNRUN_PYTHON
+        if not language or language.lower() in UNRUN_PYTHON
     ]
-    assert not unrun, f"{_name(page)}: fence Python examples as ```python: {unrun}"
+    assert not unrun, (
+        f"{_name(page)}: fence Python examples as ```python and other blocks with "
+        f"their language (```console, ```text, ...): {unrun}"
+    )
 
 
 # --------------------------------------------------------------------------- #
