@@ -77,7 +77,16 @@ class AbstractAlgorithm(eqx.Module):
         (`"console"`), a list mixing these, or `None`. Inputs are checked before
         anything compiles. The loop compiles once per set of shapes: calling
         `learn` again with the same kinds of arguments reuses it.
+
+        Ctrl-C ends training after the current iteration, runs the callbacks'
+        `on_training_end`, and raises `TrainingInterrupted` carrying the policy.
         """
+        from lerax.algorithm.interrupt import (
+            StopOnInterrupt,
+            TrainingInterrupted,
+            run_interruptibly,
+        )
+        from lerax.callback.callback_list import CallbackList
         from lerax.callback.resolve import resolve_callback
 
         if not isinstance(env, AbstractEnv):
@@ -102,10 +111,17 @@ class AbstractAlgorithm(eqx.Module):
                 f"num_envs x num_steps); ask for at least {self.steps_per_iteration}."
             )
         key = _check_key(key)
-        callback = resolve_callback(callback, env=env, policy=policy, algorithm=self)
-        return self.train(
-            env, policy, callback, jnp.asarray(total_timesteps, jnp.int32), key=key
+        callback = CallbackList(
+            [resolve_callback(callback, env=env, policy=policy), StopOnInterrupt()]
         )
+        trained, interrupted = run_interruptibly(
+            lambda: self.train(
+                env, policy, callback, jnp.asarray(total_timesteps, jnp.int32), key=key
+            )
+        )
+        if interrupted:
+            raise TrainingInterrupted(trained)
+        return trained
 
     def hyperparameters(self) -> dict[str, Any]:
         """The algorithm's settings, for logging."""

@@ -13,7 +13,7 @@ ACCEPTED = (
 )
 
 
-def make(name: str, **options: Any) -> AbstractCallback | AbstractLoggingBackend:
+def make(name: str, /, **options: Any) -> AbstractCallback | AbstractLoggingBackend:
     """Build the callback or logging backend a plugin registered as `name`.
 
     `options` go to the plugin's factory, e.g. `make("tensorboard", log_dir="tb")`.

@@ -44,19 +44,20 @@ class BackendDispatcher:
         self._lock = threading.Lock()
         self._reported: set[str] = set()
         self._closed = False
+        self._stop_sent = False
         atexit.register(self.close)
 
     def submit(self, hook: str, **kwargs: Any) -> None:
         """Queue a call of `hook` on every backend; blocks only if the queue is full."""
         with self._lock:
+            if self._closed:  # used again after close(): close again at exit
+                self._closed = False
+                atexit.register(self.close)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="lerax-logging", daemon=True
                 )
                 self._thread.start()
-            if self._closed:  # used again after close(): close again at exit
-                self._closed = False
-                atexit.register(self.close)
         self._queue.put((hook, kwargs))
 
     def _run(self) -> None:
@@ -68,10 +69,18 @@ class BackendDispatcher:
         for impl in getattr(self.manager.hook, hook).get_hookimpls():
             try:
                 impl.function(*(kwargs[arg] for arg in impl.argnames))
-            except Exception as error:
+            except BaseException as error:
+                if isinstance(error, KeyboardInterrupt) and _on_main_thread():
+                    raise  # the user's Ctrl-C, not the backend's failure
                 self._report(impl.plugin_name, hook, error)
+        if hook == "lerax_on_training_start":
+            # Backends may have just started libraries with exit handlers of their
+            # own (W&B does); atexit runs handlers last-registered-first, so
+            # registering again makes ours deliver pending events before those.
+            atexit.unregister(self.close)
+            atexit.register(self.close)
 
-    def _report(self, backend: str, hook: str, error: Exception) -> None:
+    def _report(self, backend: str, hook: str, error: BaseException) -> None:
         if backend in self._reported:
             return
         self._reported.add(backend)
@@ -84,13 +93,25 @@ class BackendDispatcher:
         )
 
     def close(self) -> None:
-        """Deliver every queued event, then close each backend. Idempotent."""
+        """Deliver every queued event, then close each backend. Idempotent.
+
+        Only a close that completes counts: if it is interrupted (Ctrl-C while
+        waiting for a slow backend), the one registered at exit finishes it.
+        """
         with self._lock:
-            thread, self._thread = self._thread, None
-            was_closed, self._closed = self._closed, True
+            if self._closed:
+                return
+            thread = self._thread
+            if thread is not None and not self._stop_sent:
+                self._queue.put(_STOP)
+                self._stop_sent = True
         if thread is not None:
-            self._queue.put(_STOP)
             thread.join()
-        if not was_closed:
-            atexit.unregister(self.close)
-            self.call("lerax_close", {})
+        self.call("lerax_close", {})
+        with self._lock:
+            self._thread, self._stop_sent, self._closed = None, False, True
+        atexit.unregister(self.close)
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

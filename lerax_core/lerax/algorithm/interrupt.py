@@ -1,0 +1,96 @@
+"""Ctrl-C stops a jitted `learn` at the end of the current iteration.
+
+A compiled training loop cannot see Python's signal handlers: the main thread is
+blocked inside XLA until training ends. So `learn` runs the loop on a worker
+thread while the main thread waits in Python, where a first Ctrl-C sets a flag
+that the loop polls once per iteration (in `continue_training`, never per step).
+Training then ends normally, every callback's `on_training_end` runs and logging
+backends flush, and [`TrainingInterrupted`][lerax.algorithm.TrainingInterrupted]
+is raised with the policy reached. A second Ctrl-C stops waiting at once.
+"""
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import io_callback
+from jaxtyping import Array, Bool, Key
+
+from lerax.callback._callback import AbstractStatelessCallback
+from lerax.callback.context import IterationContext
+
+T = TypeVar("T")
+
+_requested = threading.Event()
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped `learn`; `policy` is the policy trained up to that point."""
+
+    def __init__(self, policy: Any):
+        super().__init__("training interrupted; the policy reached is in .policy")
+        self.policy = policy
+
+
+def _stop_requested(iteration: np.ndarray) -> np.ndarray:
+    return np.bool_(_requested.is_set())
+
+
+class StopOnInterrupt(AbstractStatelessCallback):
+    """Ends training after the iteration during which Ctrl-C was pressed.
+
+    `learn` adds it to every run; it costs one host call per iteration.
+    """
+
+    def continue_training(
+        self, ctx: IterationContext, *, key: Key[Array, ""]
+    ) -> Bool[Array, ""]:
+        stop = io_callback(
+            _stop_requested, jax.ShapeDtypeStruct((), jnp.bool_), ctx.iteration
+        )
+        return ~stop
+
+
+def run_interruptibly(train: Callable[[], T]) -> tuple[T, bool]:
+    """Run `train()`, turning a first Ctrl-C into a stop request.
+
+    Returns `(result, interrupted)`. Off the main thread (where Python cannot
+    handle signals) `train` simply runs.
+    """
+    _requested.clear()
+    if threading.current_thread() is not threading.main_thread():
+        return train(), False
+
+    outcome: dict[str, Any] = {}
+
+    def worker() -> None:
+        try:
+            outcome["result"] = jax.block_until_ready(train())
+        except BaseException as error:  # re-raised on the calling thread
+            outcome["error"] = error
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if _requested.is_set():
+            raise KeyboardInterrupt
+        _requested.set()
+        print(
+            "Stopping after this iteration (Ctrl-C again to stop waiting).",
+            file=sys.stderr,
+        )
+
+    thread = threading.Thread(target=worker, name="lerax-learn", daemon=True)
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.05)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"], _requested.is_set()
