@@ -445,10 +445,14 @@ INTERRUPTED_SCRIPT = textwrap.dedent(
     logger = LoggingCallback(
         [make("tensorboard", log_dir=log_dir, flush_secs=0), JsonRecorder(record)]
     )
-    algo.learn(
-        env, policy, iterations * algo.steps_per_iteration,
-        key=jax.random.key(1), callback=logger,
-    )
+    try:
+        algo.learn(
+            env, policy, iterations * algo.steps_per_iteration,
+            key=jax.random.key(1), callback=logger,
+        )
+    except KeyboardInterrupt as error:  # left uncaught: reported, then re-raised
+        print(f"interrupted by {type(error).__name__}", flush=True)
+        raise
     print("learn returned", flush=True)
     """
 )
@@ -511,9 +515,10 @@ def interrupted(tmp_path_factory) -> Interrupted:
 
 
 def test_interrupt_keeps_every_logged_iteration(interrupted):
-    # An uncaught KeyboardInterrupt ends Python by re-raising SIGINT.
-    assert interrupted.returncode == -signal.SIGINT, interrupted.output
-    assert "KeyboardInterrupt" in interrupted.output
+    # The interrupt reached the script as an uncaught KeyboardInterrupt (or, with
+    # a core that stops training on Ctrl-C, its subclass TrainingInterrupted).
+    assert interrupted.returncode != 0, interrupted.output
+    assert "interrupted by" in interrupted.output, interrupted.output
     assert "learn returned" not in interrupted.output
     # The dispatcher's atexit hook delivered what was queued, then closed backends.
     assert interrupted.records[-1] == {"closed": True}
@@ -526,11 +531,14 @@ def test_interrupt_keeps_every_logged_iteration(interrupted):
     assert session_status(interrupted.events) in {"STATUS_SUCCESS", "STATUS_FAILURE"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: SIGINT only surfaces after the jitted learn() returns, so Ctrl-C "
-    "does not stop training early (see the lerax-tensorboard report)",
-)
 def test_interrupt_stops_training_early(interrupted):
+    import lerax.algorithm
+
+    if not hasattr(lerax.algorithm, "TrainingInterrupted"):
+        pytest.xfail(
+            "core: SIGINT only surfaces after the jitted learn() returns, so Ctrl-C "
+            "does not stop training early"
+        )
     steps = [r["step"] for r in interrupted.records if "step" in r]
     assert len(steps) < INTERRUPTED_ITERATIONS
+    assert "interrupted by TrainingInterrupted" in interrupted.output
