@@ -78,8 +78,9 @@ class AbstractAlgorithm(eqx.Module):
         anything compiles. The loop compiles once per set of shapes: calling
         `learn` again with the same kinds of arguments reuses it.
 
-        Ctrl-C ends training after the current iteration, runs the callbacks'
-        `on_training_end`, and raises `TrainingInterrupted` carrying the policy.
+        Ctrl-C ends training within a fraction of a second, at an iteration
+        boundary; the callbacks' `on_training_end` runs, then `TrainingInterrupted`
+        is raised carrying the policy.
         """
         from lerax.algorithm.interrupt import (
             StopOnInterrupt,
@@ -112,7 +113,10 @@ class AbstractAlgorithm(eqx.Module):
             )
         key = _check_key(key)
         callback = CallbackList(
-            [resolve_callback(callback, env=env, policy=policy), StopOnInterrupt()]
+            [
+                resolve_callback(callback, env=env, policy=policy),
+                StopOnInterrupt(self.steps_per_iteration),
+            ]
         )
         trained, interrupted = run_interruptibly(
             lambda: self.train(

@@ -3,8 +3,8 @@
 A compiled training loop cannot see Python's signal handlers: the main thread is
 blocked inside XLA until training ends. So `learn` runs the loop on a worker
 thread while the main thread waits in Python, where a first Ctrl-C sets a flag
-that the loop polls once per iteration (in `continue_training`, never per step).
-Training then ends normally, every callback's `on_training_end` runs and logging
+that the loop polls every few iterations (in `continue_training`, never per step).
+Training then ends normally at that iteration, every callback's `on_training_end` runs and logging
 backends flush, and [`TrainingInterrupted`][lerax.algorithm.TrainingInterrupted]
 is raised with the policy reached. A second Ctrl-C stops waiting at once.
 """
@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,17 +42,35 @@ def _stop_requested(iteration: np.ndarray) -> np.ndarray:
     return np.bool_(_requested.is_set())
 
 
-class StopOnInterrupt(AbstractStatelessCallback):
-    """Ends training after the iteration during which Ctrl-C was pressed.
+POLL_EVERY_STEPS = 2**14
+"""Environment steps between two polls for Ctrl-C (a fraction of a second)."""
 
-    `learn` adds it to every run; it costs one host call per iteration.
+
+class StopOnInterrupt(AbstractStatelessCallback):
+    """Ends training at the first poll after Ctrl-C was pressed.
+
+    `learn` adds it to every run. It polls the host every `poll_every`
+    iterations (about `POLL_EVERY_STEPS` environment steps), so its cost is a
+    fraction of one host call per iteration.
     """
+
+    poll_every: int = eqx.field(static=True)
+
+    def __init__(self, steps_per_iteration: int):
+        self.poll_every = max(1, POLL_EVERY_STEPS // steps_per_iteration)
 
     def continue_training(
         self, ctx: IterationContext, *, key: Key[Array, ""]
     ) -> Bool[Array, ""]:
-        stop = io_callback(
-            _stop_requested, jax.ShapeDtypeStruct((), jnp.bool_), ctx.iteration
+        def poll(iteration):
+            result = jax.ShapeDtypeStruct((), jnp.bool_)
+            return io_callback(_stop_requested, result, iteration)
+
+        stop = jax.lax.cond(
+            ctx.iteration % self.poll_every == 0,
+            poll,
+            lambda _: jnp.asarray(False),
+            ctx.iteration,
         )
         return ~stop
 

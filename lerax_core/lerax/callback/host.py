@@ -6,9 +6,10 @@ object: each new instance would be a new compilation. Instead the object is
 registered here and the callback holds only its integer *handle*, a traced array,
 so every instance with the same settings shares one compiled loop.
 
-Each `call` takes and returns a sequencing *token*; a callback threads the token
-through its state from one call into the next, and that data dependency keeps
-its host calls in program order.
+Ordering: a host call runs after every value passed to it is computed, and calls
+in a loop body run in iteration order. `call_with_token` returns a token; pass it
+as `after=` to later calls (through the callback's state) to order them after it.
+Returning a value makes a call slower, so only the first call of a chain does.
 """
 
 import itertools
@@ -16,6 +17,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import io_callback
 from jaxtyping import Array, Int
 
@@ -36,27 +38,49 @@ def lookup(handle: Any) -> Any:
 
 
 def new_token() -> Int[Array, ""]:
-    """The first token of a chain of calls."""
+    """A token that orders nothing, to initialise a callback's state."""
     return jnp.zeros((), jnp.int32)
+
+
+def _on_host(method: str, static: dict[str, Any]):
+    def run(handle, after, *args):
+        del after  # only there to order this call after the one that made it
+        getattr(lookup(handle), method)(*args, **static)
+
+    return run
 
 
 def call(
     method: str,
     handle: Int[Array, ""],
-    token: Int[Array, ""],
     *args: Any,
+    after: Int[Array, ""] | None = None,
     **static: Any,
-) -> Int[Array, ""]:
+) -> None:
     """From traced code, run `lookup(handle).method(*args, **static)` on the host.
 
     `args` are traced values and arrive as NumPy arrays; `static` are Python
-    values fixed at trace time (they are part of the compiled program). Returns
-    the next token.
+    values fixed at trace time (part of the compiled program). `after` is a
+    token from `call_with_token` that this call must follow.
     """
+    after = new_token() if after is None else after
+    io_callback(_on_host(method, static), None, handle, after, *args)
 
-    def on_host(handle, token, *args):
-        lookup(handle).__getattribute__(method)(*args, **static)
-        return token + 1
+
+def call_with_token(
+    method: str,
+    handle: Int[Array, ""],
+    *args: Any,
+    after: Int[Array, ""] | None = None,
+    **static: Any,
+) -> Int[Array, ""]:
+    """Like `call`, and return a token that later calls can be ordered `after`."""
+    after = new_token() if after is None else after
+    run = _on_host(method, static)
+
+    def run_and_return(handle, after, *args):
+        run(handle, after, *args)
+        return np.int32(after + 1)
 
     result = jax.ShapeDtypeStruct((), jnp.int32)
-    return io_callback(on_host, result, handle, token, *args)
+    return io_callback(run_and_return, result, handle, after, *args)

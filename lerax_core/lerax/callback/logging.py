@@ -31,8 +31,8 @@ class EpisodeStats(eqx.Module):
 class EpisodeAverages(eqx.Module):
     """Exponential moving averages of episode return and length across iterations.
 
-    `token` is returned by each host call and passed to the next, so the data
-    dependency keeps start, iterations and end in order on the host.
+    `token` comes from the host call at training start; later host calls are
+    ordered after it (see [`lerax.callback.host`][]).
     """
 
     returns: Float[Array, ""]
@@ -125,11 +125,11 @@ class LoggingCallback(AbstractCallback):
             )
             for name, value in part.hyperparameters().items()
         }
-        token = host.call(
+        token = host.call_with_token(
             "start",
             self.handle,
-            ctx.state.token,
             ctx.total_timesteps,
+            after=ctx.state.token,
             hyperparameters=hyperparameters,
             algorithm=type(ctx.algorithm).__name__,
             env=type(ctx.env).__name__,
@@ -169,16 +169,14 @@ class LoggingCallback(AbstractCallback):
             "time/iteration": ctx.iteration,
             **{f"train/{name}": value for name, value in ctx.training_log.items()},
         }
-        token = host.call(
-            "iteration", self.handle, averages.token, ctx.timestep, metrics
-        )
-        return eqx.tree_at(lambda s: s.token, averages, token)
+        host.call("iteration", self.handle, ctx.timestep, metrics, after=averages.token)
+        return averages
 
     def on_training_end(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> EpisodeAverages:
-        token = host.call("end", self.handle, ctx.state.token, ctx.timestep)
-        return eqx.tree_at(lambda s: s.token, ctx.state, token)
+        host.call("end", self.handle, ctx.timestep, after=ctx.state.token)
+        return ctx.state
 
     def close(self) -> None:
         """Deliver pending metrics and close every backend. Safe to call twice."""

@@ -16,7 +16,11 @@ class AbstractLoggingBackend(ABC):
 
     Construct cheaply and fail early (bad paths, missing credentials) in
     `__init__`; import heavy libraries inside the methods or `__init__`, not at
-    module level, so that plugin discovery stays fast.
+    module level, so that plugin discovery stays fast. Start libraries that
+    register exit handlers of their own (writers with background threads, W&B)
+    in `lerax_on_training_start` or earlier: Lerax re-registers its exit-time
+    flush after that hook, so pending events are delivered before those
+    libraries shut down.
     """
 
     @abstractmethod

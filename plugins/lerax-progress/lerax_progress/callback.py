@@ -2,22 +2,16 @@
 
 The bar is drawn on the host; the jitted loop crosses to it once at training
 start, once per iteration and once at training end, never per environment step.
-They are ordered `io_callback`s: JAX threads its effect token through them, so
-they reach the host in program order, and as they return nothing the loop never
-waits for a result (on CPU, about half the cost of a call that returns one).
-
-Like Lerax's `LoggingCallback`, compiled code reaches the host object only
-through an integer handle passed as a traced value, so every progress bar shares
-one compilation: `learn(..., callback="progress")` twice compiles once.
+It reaches the bar through `lerax.callback.host`, as Lerax's `LoggingCallback`
+does: compiled code holds only an integer handle, so every progress bar shares
+one compilation (`learn(..., callback="progress")` twice compiles once), and a
+token from the start call, kept in the state, orders the later calls after it.
 """
 
-import itertools
 import numbers
 from typing import Any, final
 
-import jax.numpy as jnp
 import numpy as np
-from jax.experimental import io_callback
 from jaxtyping import Array, Int, Key
 from rich.console import Console
 from rich.progress import (
@@ -35,9 +29,11 @@ from rich.progress import (
 from rich.text import Text
 
 from lerax.callback import (
-    AbstractStatelessCallback,
+    AbstractCallback,
     IterationContext,
+    ResetContext,
     TrainingContext,
+    host,
 )
 
 
@@ -58,8 +54,6 @@ class _ProgressHost:
         self.total_timesteps = total_timesteps
         self.progress: Progress | None = None
         self.task: TaskID | None = None
-        self.handle = next(_handles)
-        _hosts[self.handle] = self
 
     def start(self, total: np.ndarray, *, description: str) -> None:
         self.stop()  # a previous run that raised before its end
@@ -93,24 +87,8 @@ class _ProgressHost:
             progress.stop()
 
 
-_hosts: dict[int, _ProgressHost] = {}
-_handles = itertools.count()
-
-
-def _host_call(method: str, handle: Int[Array, ""], *args: Any, **static: Any) -> None:
-    """Call `method(*args, **static)` of the host `handle`, in program order.
-
-    `args` are traced values; `static` are Python values fixed at trace time.
-    """
-
-    def call(handle: np.ndarray, *args: np.ndarray) -> None:
-        getattr(_hosts[int(handle)], method)(*args, **static)
-
-    io_callback(call, None, handle, *args, ordered=True)
-
-
 @final
-class ProgressBarCallback(AbstractStatelessCallback):
+class ProgressBarCallback(AbstractCallback):
     """Show a rich progress bar of environment steps while `learn` runs.
 
     The bar appears when training starts, advances after every iteration and
@@ -125,7 +103,7 @@ class ProgressBarCallback(AbstractStatelessCallback):
       elsewhere (a file, a pipe, a CI log) only the final bar is printed, as
       plain text.
 
-    It has no state: its host calls are ordered by JAX. Options live on the
+    Its state is the token that orders its host calls. Options live on the
     host, so bars with any options share one compiled loop. Call `close()` to
     remove a bar left on screen by a run that raised.
     """
@@ -153,27 +131,47 @@ class ProgressBarCallback(AbstractStatelessCallback):
                 f"Console(file=...)."
             )
         total = None if total_timesteps is None else int(total_timesteps)
-        self.handle = jnp.asarray(_ProgressHost(console, total).handle, jnp.int32)
+        self.handle = host.register(_ProgressHost(console, total))
 
     @property
     def host(self) -> _ProgressHost:
         """The host side: console, total and the bar of the current run."""
-        return _hosts[int(self.handle)]
+        return host.lookup(self.handle)
 
     @property
     def total_timesteps(self) -> int | None:
         """The bar's total, or `None` for the `total_timesteps` given to `learn`."""
         return self.host.total_timesteps
 
-    def on_training_start(self, ctx: TrainingContext, *, key: Key[Array, ""]) -> None:
+    def reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> Int[Array, ""]:
+        return host.new_token()
+
+    def step_reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> None:
+        return None
+
+    def on_training_start(
+        self, ctx: TrainingContext, *, key: Key[Array, ""]
+    ) -> Int[Array, ""]:
         description = f"{type(ctx.algorithm).__name__} on {type(ctx.env).__name__}"
-        _host_call("start", self.handle, ctx.total_timesteps, description=description)
+        return host.call_with_token(
+            "start",
+            self.handle,
+            ctx.total_timesteps,
+            after=ctx.state,
+            description=description,
+        )
 
-    def on_iteration(self, ctx: IterationContext, *, key: Key[Array, ""]) -> None:
-        _host_call("update", self.handle, ctx.timestep)
+    def on_iteration(
+        self, ctx: IterationContext, *, key: Key[Array, ""]
+    ) -> Int[Array, ""]:
+        host.call("update", self.handle, ctx.timestep, after=ctx.state)
+        return ctx.state
 
-    def on_training_end(self, ctx: TrainingContext, *, key: Key[Array, ""]) -> None:
-        _host_call("end", self.handle, ctx.timestep)
+    def on_training_end(
+        self, ctx: TrainingContext, *, key: Key[Array, ""]
+    ) -> Int[Array, ""]:
+        host.call("end", self.handle, ctx.timestep, after=ctx.state)
+        return ctx.state
 
     def close(self) -> None:
         """Stop showing the bar if a run left it on screen. Safe to call twice."""
