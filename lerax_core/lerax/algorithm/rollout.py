@@ -79,15 +79,14 @@ def collect_rollout(
             ),
             key=hook_key,
         )
-        bootstrap = jnp.where(truncated, gamma * policy.value(final_obs), 0.0)
-        transition = Transitions(obs, action, log_prob, value, reward + bootstrap, done)
+        transition = Transitions(obs, action, log_prob, value, reward, done)
         return (
             next_state,
             next_obs,
             jnp.where(done, 0.0, ep_return),
             jnp.where(done, 0, ep_length),
             own_step_state,
-        ), transition
+        ), (transition, truncated, final_obs)
 
     def step(loop_carry, key):
         env_carry, step_state = loop_carry
@@ -101,7 +100,23 @@ def collect_rollout(
         )
         return (EnvCarry(*out[:4]), out[4]), transition
 
-    (carry, step_state), transitions = jax.lax.scan(
+    (carry, step_state), (transitions, truncated, final_obs) = jax.lax.scan(
         step, (carry, step_state), jax.random.split(key, num_steps)
+    )
+    # Bootstrap truncated episodes after the rollout, in one batched pass of the
+    # critic and only when some episode was truncated: the policy does not change
+    # during a rollout, so this is the value `V(final observation)` each step would
+    # have computed, without a second critic pass per step.
+    bootstrap = jax.lax.cond(
+        jnp.any(truncated),
+        lambda: jnp.where(
+            truncated,
+            gamma * jax.vmap(jax.vmap(policy.value))(final_obs),
+            0.0,
+        ).astype(transitions.reward.dtype),
+        lambda: jnp.zeros_like(transitions.reward),
+    )
+    transitions = eqx.tree_at(
+        lambda t: t.reward, transitions, transitions.reward + bootstrap
     )
     return carry, step_state, transitions
