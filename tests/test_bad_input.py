@@ -175,3 +175,10 @@ def test_the_checks_let_valid_variants_through(small_ppo, env, policy):
     ]:
         with pytest.raises(Traced):
             small_ppo.learn(env, policy, total, key=key, callback=AbortOnTrace())
+
+
+def test_total_timesteps_beyond_the_int32_counter_is_refused_clearly():
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"2\*\*31"):
+        PPO().learn(env, policy, 2**31, key=jax.random.key(1))

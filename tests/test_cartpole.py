@@ -325,11 +325,6 @@ def test_discrete_sample_and_contains():
         assert not bool(space.contains(outside)), outside
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG lerax/env/spaces.py Discrete.contains: a non-scalar input gives "
-    "an array of its shape instead of a scalar False",
-)
 def test_discrete_contains_rejects_non_scalars_with_a_scalar():
     result = Discrete(3).contains(jnp.asarray([1]))
     assert jnp.shape(result) == ()
@@ -372,12 +367,6 @@ def test_box_with_infinite_bounds_samples_finite_values():
     assert np.all(np.asarray(jax.vmap(space.contains)(samples)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG lerax/env/spaces.py Box.sample: high - low overflows float32 for "
-    "bounds of +-finfo(float32).max (CartPole's velocities), giving inf samples "
-    "that the space does not contain",
-)
 def test_cartpole_observation_space_samples_are_finite_and_contained(env):
     space = env.observation_space
     samples = jax.vmap(lambda k: space.sample(key=k))(

@@ -105,6 +105,12 @@ class AbstractAlgorithm(eqx.Module):
                 f"total_timesteps must be a positive int, got {total_timesteps!r} "
                 f"({type(total_timesteps).__name__})."
             )
+        if total_timesteps >= 2**31:
+            raise ValueError(
+                f"total_timesteps={total_timesteps} is too large: the step counter is "
+                f"a 32-bit integer, so ask for fewer than 2**31 steps per learn call "
+                f"(call learn again with the returned policy to train longer)."
+            )
         if total_timesteps < self.steps_per_iteration:
             raise ValueError(
                 f"total_timesteps={total_timesteps} is less than one iteration of "

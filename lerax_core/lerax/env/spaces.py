@@ -47,7 +47,13 @@ class Discrete(AbstractSpace):
 
     def contains(self, x: Array) -> Array:
         x = jnp.asarray(x)
-        return (x.shape == ()) & (x >= 0) & (x < self.n) & (x == jnp.floor(x))
+        if x.shape != ():
+            return jnp.asarray(False)
+        return (x >= 0) & (x < self.n) & (x == jnp.floor(x))
+
+
+UNBOUNDED = 1e30
+"""Bounds at least this large are treated as no bound when sampling."""
 
 
 class Box(AbstractSpace):
@@ -83,9 +89,15 @@ class Box(AbstractSpace):
         )
 
     def sample(self, *, key: Key[Array, ""]) -> Array:
+        """Uniform within the bounds; in `[-1, 1]` along unbounded directions.
+
+        Bounds beyond `UNBOUNDED` (such as `±finfo(float32).max`, a common way
+        to write "no bound") count as unbounded, since `high - low` would
+        overflow.
+        """
         low, high = self._bounds()
-        low = jnp.where(jnp.isfinite(low), low, -1.0)
-        high = jnp.where(jnp.isfinite(high), high, 1.0)
+        low = jnp.where(jnp.abs(low) < UNBOUNDED, low, -1.0)
+        high = jnp.where(jnp.abs(high) < UNBOUNDED, high, 1.0)
         return jr.uniform(key, self.shape, minval=low, maxval=high)
 
     def contains(self, x: Array) -> Array:
