@@ -40,7 +40,8 @@ def main() -> None:
         print(f"{name:32} {seconds:9.3f} {seconds - base:18.3f}")
     checks = {
         "import lerax <= 1 s": results["import lerax"] <= 1.0,
-        "lerax plugins <= 0.3 s beyond start-up": results["lerax plugins"] - base <= 0.3,
+        "lerax plugins <= 0.3 s beyond start-up": results["lerax plugins"] - base
+        <= 0.3,
     }
     for check, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}  {check}")
