@@ -42,7 +42,7 @@ def _stop_requested(iteration: np.ndarray) -> np.ndarray:
     return np.bool_(_requested.is_set())
 
 
-POLL_EVERY_STEPS = 2**14
+POLL_EVERY_STEPS = 2**12
 """Environment steps between two polls for Ctrl-C (a fraction of a second)."""
 
 

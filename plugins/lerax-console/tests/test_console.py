@@ -295,8 +295,11 @@ def test_learn_by_name_end_to_end(capsys, monkeypatch):
     output = capsys.readouterr().out  # closed at training end: everything is out
     assert "\x1b" not in output
     lines = output.splitlines()
-    assert lines[0].startswith("PPO-CartPole-") and "unknown number" in lines[0]
-    assert lines[1].startswith(f"step {algo.steps_per_iteration} | episode/return ")
+    # learn tells the backend its total (run/total_timesteps)
+    assert lines[0].startswith("PPO-CartPole-")
+    assert lines[0].endswith(f": training for {total:,} env steps")
+    first = algo.steps_per_iteration
+    assert lines[1].startswith(f"step {first}/{total} ({first / total:.1%}) | ")
     assert lines[-1].startswith(f"done: step {total}/{total} (100.0%) | ")
 
 
