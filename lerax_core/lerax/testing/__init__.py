@@ -9,5 +9,6 @@ def test_conformance(tmp_path):
 """
 
 from lerax.testing.conformance import ConformanceReport, check_plugin
+from lerax.testing.recording import RecordingBackend
 
-__all__ = ["ConformanceReport", "check_plugin"]
+__all__ = ["ConformanceReport", "RecordingBackend", "check_plugin"]

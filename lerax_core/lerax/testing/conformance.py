@@ -7,25 +7,7 @@ from typing import Any
 
 from lerax.plugin.backend import AbstractLoggingBackend
 from lerax.plugin.registry import LeraxPluginManager, PluginInfo, reload_registry
-
-
-class _Recorder(AbstractLoggingBackend):
-    """A sibling backend that records the events every backend should receive."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-
-    def lerax_on_training_start(self, run_name, hyperparameters):
-        self.events.append(("start", run_name))
-
-    def lerax_on_iteration(self, step, metrics):
-        self.events.append(("iteration", step))
-
-    def lerax_on_training_end(self, step):
-        self.events.append(("end", step))
-
-    def lerax_close(self):
-        self.events.append(("close", None))
+from lerax.testing.recording import RecordingBackend
 
 
 class _Failing(AbstractLoggingBackend):
@@ -68,7 +50,7 @@ def _short_training(callback: Any) -> None:
 def _check_backend(name: str, backend: AbstractLoggingBackend, report) -> None:
     from lerax.callback import LoggingCallback
 
-    recorder = _Recorder()
+    recorder = RecordingBackend()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         logger = LoggingCallback([_Failing(), backend, recorder])
@@ -76,7 +58,7 @@ def _check_backend(name: str, backend: AbstractLoggingBackend, report) -> None:
         logger.close()
         logger.close()
         backend.lerax_close()  # a second, direct close must be harmless too
-    kinds = [kind for kind, _ in recorder.events]
+    kinds = recorder.events
     expected = ["start", "iteration", "iteration", "iteration", "end", "close"]
     assert kinds == expected, f"{name}: lifecycle events were {kinds}, not {expected}"
     own = [str(w.message) for w in caught if type(backend).__name__ in str(w.message)]

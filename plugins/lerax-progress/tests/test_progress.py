@@ -24,9 +24,9 @@ from lerax.callback import (
     make,
 )
 from lerax.env.classic_control import CartPole
-from lerax.plugin import AbstractLoggingBackend, get_registry
+from lerax.plugin import get_registry
 from lerax.policy import MLPActorCriticPolicy
-from lerax.testing import check_plugin
+from lerax.testing import RecordingBackend, check_plugin
 
 ALGORITHM = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1)
 ITERATIONS = 3
@@ -54,25 +54,6 @@ def assert_complete(line: str, done: int, total: int) -> None:
     percent = round(100 * done / total)
     assert re.search(rf"\b{percent}%", line), f"no {percent}% in {line!r}"
     assert f"{done}/{total}" in line, f"no {done}/{total} in {line!r}"
-
-
-class RecordingBackend(AbstractLoggingBackend):
-    """A logging backend that keeps the events it receives."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, Any]] = []
-
-    def lerax_on_training_start(self, run_name, hyperparameters):
-        self.events.append(("start", run_name))
-
-    def lerax_on_iteration(self, step, metrics):
-        self.events.append(("iteration", step))
-
-    def lerax_on_training_end(self, step):
-        self.events.append(("end", step))
-
-    def lerax_close(self):
-        self.events.append(("close", None))
 
 
 class StopAfter(AbstractStatelessCallback):
@@ -258,9 +239,9 @@ def test_learn_with_the_name_and_a_backend(capsys):
     lines = bar_lines(capsys.readouterr().out)
     assert len(lines) == 1
     assert_complete(lines[0], TOTAL, TOTAL)
-    steps = [step for kind, step in backend.events if kind == "iteration"]
+    steps = [step for step, _ in backend.iterations]
     assert steps == [ALGORITHM.steps_per_iteration * (i + 1) for i in range(3)]
-    assert [kind for kind, _ in backend.events][-2:] == ["end", "close"]
+    assert backend.events[-2:] == ["end", "close"]
 
 
 def test_a_second_learn_does_not_recompile():

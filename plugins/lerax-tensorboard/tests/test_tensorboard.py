@@ -16,7 +16,7 @@ import sys
 import textwrap
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,9 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from lerax.algorithm import PPO
 from lerax.callback import LoggingCallback, make
 from lerax.env.classic_control import CartPole
-from lerax.plugin import AbstractLoggingBackend, get_registry
+from lerax.plugin import get_registry
 from lerax.policy import MLPActorCriticPolicy
-from lerax.testing import check_plugin
+from lerax.testing import RecordingBackend, check_plugin
 from lerax_tensorboard import HYPERPARAMETERS_TAG, TensorBoardBackend
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
@@ -56,28 +56,6 @@ def train(callback: Any, iterations: int = ITERATIONS) -> PPO:
     )
     jax.block_until_ready(trained)
     return algo
-
-
-@dataclass(eq=False)
-class Recorder(AbstractLoggingBackend):
-    """Records what the LoggingCallback sends, next to the backend under test."""
-
-    run_name: str | None = None
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
-    iterations: list[tuple[int, dict[str, float]]] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
-
-    def lerax_on_training_start(self, run_name, hyperparameters):
-        self.run_name, self.hyperparameters = run_name, dict(hyperparameters)
-
-    def lerax_on_iteration(self, step, metrics):
-        self.iterations.append((step, dict(metrics)))
-
-    def lerax_on_training_end(self, step):
-        self.ends.append(step)
-
-    def lerax_close(self):
-        pass
 
 
 def read_events(directory: Path) -> EventAccumulator:
@@ -124,7 +102,7 @@ def assert_same_scalars(accumulator: EventAccumulator, sent) -> None:
 class Trained:
     logdir: Path
     run_dir: Path
-    recorder: Recorder
+    recorder: RecordingBackend
     steps_per_iteration: int
 
 
@@ -136,7 +114,7 @@ def trained(tmp_path_factory) -> Trained:
     the LoggingCallback that `learn` builds) can have put the data on disk.
     """
     logdir = tmp_path_factory.mktemp("tensorboard")
-    recorder = Recorder()
+    recorder = RecordingBackend()
     backend = make("tensorboard", log_dir=logdir / "ppo", flush_secs=600)
     algo = train([backend, recorder])
     return Trained(logdir, logdir / "ppo", recorder, algo.steps_per_iteration)
@@ -184,7 +162,7 @@ def test_scalars_match_what_training_sent(trained):
 
 def test_training_end_flushes_before_close(tmp_path):
     backend = TensorBoardBackend(tmp_path, flush_secs=600)
-    recorder = Recorder()
+    recorder = RecordingBackend()
     logger = LoggingCallback([backend, recorder])  # not closed at training end
     try:
         train(logger, iterations=2)
@@ -292,7 +270,7 @@ def test_tensorboard_server_serves_the_return_curve(trained):
 
 def test_learn_by_name_writes_to_runs_run_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    recorder = Recorder()
+    recorder = RecordingBackend()
     algo = train(["tensorboard", recorder], iterations=2)
     assert recorder.run_name is not None
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [recorder.run_name]

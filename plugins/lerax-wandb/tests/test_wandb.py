@@ -30,11 +30,11 @@ from wandb.proto import wandb_internal_pb2
 
 import lerax_wandb
 from lerax.algorithm import PPO
-from lerax.callback import AbstractLoggingBackend, make
+from lerax.callback import make
 from lerax.env.classic_control import CartPole
 from lerax.plugin import reload_registry
 from lerax.policy import MLPActorCriticPolicy
-from lerax.testing import check_plugin
+from lerax.testing import RecordingBackend, check_plugin
 from lerax_wandb import WandbBackend
 
 BLOCK, CHUNK_HEADER = 32 * 1024, 7
@@ -132,24 +132,6 @@ def same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
-class Recorder(AbstractLoggingBackend):
-    """A sibling backend keeping what the LoggingCallback sent to every backend."""
-
-    def __init__(self) -> None:
-        self.run_name = ""
-        self.hyperparameters: dict[str, Any] = {}
-        self.iterations: list[tuple[int, dict[str, float]]] = []
-
-    def lerax_on_training_start(self, run_name, hyperparameters):
-        self.run_name, self.hyperparameters = run_name, dict(hyperparameters)
-
-    def lerax_on_iteration(self, step, metrics):
-        self.iterations.append((step, dict(metrics)))
-
-    def lerax_close(self):
-        pass
-
-
 @pytest.fixture(scope="module", autouse=True)
 def stop_wandb_service():
     """Stop wandb's service process once this module is done with it."""
@@ -205,7 +187,7 @@ def test_discovered_and_importable_from_lerax_callback():
 
 def test_learn_by_name_logs_every_iteration_at_its_env_step(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "runs"))  # made when needed
-    recorder = Recorder()
+    recorder = RecordingBackend()
     steps_per_iteration = tiny_training(["wandb", recorder], iterations=4)
 
     (run_dir,) = offline_runs(tmp_path / "runs")
