@@ -53,3 +53,4 @@ def test_ctrl_c_stops_at_the_next_iteration_and_keeps_every_logged_one(tmp_path)
     assert set(kinds[1:-1]) == {"iteration"}
     steps = [event["step"] for event in events if event["event"] == "iteration"]
     assert steps == sorted(steps) and events[-1]["step"] == steps[-1] < 2**24
+    assert events[-1]["reason"] == "interrupted"

@@ -34,8 +34,8 @@ class Recorder(AbstractLoggingBackend):
         time.sleep(self.delay)
         self.events.append(("iteration", step, dict(metrics)))
 
-    def lerax_on_training_end(self, step):
-        self.events.append(("end", step))
+    def lerax_on_training_end(self, step, reason):
+        self.events.append(("end", step, reason))
 
     def lerax_close(self):
         self.closes += 1
@@ -69,7 +69,7 @@ def test_backends_get_start_every_iteration_end_and_close_in_order():
     assert kinds == ["start"] + ["iteration"] * ITERATIONS + ["end"]
     steps = [event[1] for event in recorder.iterations()]
     assert steps == [ALGO.steps_per_iteration * (i + 1) for i in range(ITERATIONS)]
-    assert recorder.events[-1] == ("end", ITERATIONS * ALGO.steps_per_iteration)
+    assert recorder.events[-1][:2] == ("end", ITERATIONS * ALGO.steps_per_iteration)
     assert recorder.closes == 1
     assert recorder.threads == {"lerax-logging"}, "backends run off the training thread"
 
@@ -212,3 +212,23 @@ def test_backend_with_a_bad_hook_signature_is_rejected():
 
     with pytest.raises(Exception, match="extra"):
         LoggingCallback([Wrong()])
+
+
+def test_training_end_says_why_it_ended():
+    from lerax.callback import AbstractStatelessCallback
+
+    class StopAtTwo(AbstractStatelessCallback):
+        def continue_training(self, ctx, *, key):
+            return ctx.iteration < 2
+
+    full, early = Recorder(), Recorder()
+    with LoggingCallback([full]) as logger:
+        train(logger)
+    with LoggingCallback([early]) as logger:
+        train([StopAtTwo(), logger])
+    assert full.events[-1] == (
+        "end",
+        ITERATIONS * ALGO.steps_per_iteration,
+        "completed",
+    )
+    assert early.events[-1] == ("end", 2 * ALGO.steps_per_iteration, "stopped")

@@ -64,8 +64,8 @@ class JsonlBackend(AbstractLoggingBackend):
         values = {name: _finite_or_text(value) for name, value in metrics.items()}
         self._write({"event": "iteration", "step": step, "metrics": values})
 
-    def lerax_on_training_end(self, step: int) -> None:
-        self._write({"event": "end", "step": step})
+    def lerax_on_training_end(self, step: int, reason: str) -> None:
+        self._write({"event": "end", "step": step, "reason": reason})
 
     def lerax_close(self) -> None:
         if self._file is not None:

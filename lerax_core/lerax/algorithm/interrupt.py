@@ -38,8 +38,13 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.policy = policy
 
 
+def interrupt_requested() -> bool:
+    """Whether Ctrl-C asked the current `learn` to stop."""
+    return _requested.is_set()
+
+
 def _stop_requested(iteration: np.ndarray) -> np.ndarray:
-    return np.bool_(_requested.is_set())
+    return np.bool_(interrupt_requested())
 
 
 POLL_EVERY_STEPS = 2**12

@@ -61,7 +61,13 @@ class HostLogger:
         self._last = (now, step)
         self.dispatcher.submit("lerax_on_iteration", step=step, metrics=values)
 
-    def end(self, step: np.ndarray) -> None:
-        self.dispatcher.submit("lerax_on_training_end", step=int(step))
+    def end(self, step: np.ndarray, completed: np.ndarray) -> None:
+        from lerax.algorithm.interrupt import interrupt_requested
+
+        if bool(completed):
+            reason = "completed"
+        else:
+            reason = "interrupted" if interrupt_requested() else "stopped"
+        self.dispatcher.submit("lerax_on_training_end", step=int(step), reason=reason)
         if self.close_at_end:
             self.dispatcher.close()

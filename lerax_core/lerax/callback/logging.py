@@ -175,7 +175,9 @@ class LoggingCallback(AbstractCallback):
     def on_training_end(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> EpisodeAverages:
-        host.call("end", self.handle, ctx.timestep, after=ctx.state.token)
+        per_iteration = ctx.algorithm.steps_per_iteration
+        completed = ctx.iteration >= ctx.total_timesteps // per_iteration
+        host.call("end", self.handle, ctx.timestep, completed, after=ctx.state.token)
         return ctx.state
 
     def close(self) -> None:

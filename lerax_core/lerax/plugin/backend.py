@@ -33,8 +33,11 @@ class AbstractLoggingBackend(ABC):
     def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
         """Record one iteration's metrics at environment step `step`."""
 
-    def lerax_on_training_end(self, step: int) -> None:
-        """Training finished at environment step `step` (default: nothing)."""
+    def lerax_on_training_end(self, step: int, reason: str) -> None:
+        """Training ended at `step`: `"completed"`, `"stopped"` or `"interrupted"`.
+
+        Does nothing by default; overrides may accept just `step`.
+        """
         return None
 
     @abstractmethod

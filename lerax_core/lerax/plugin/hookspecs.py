@@ -75,8 +75,13 @@ def lerax_on_iteration(step: int, metrics: Mapping[str, float]) -> None:
 
 
 @hookspec
-def lerax_on_training_end(step: int) -> None:
-    """Training finished (or stopped early) at environment step `step`."""
+def lerax_on_training_end(step: int, reason: str) -> None:
+    """Training ended at environment step `step`.
+
+    `reason` is `"completed"` (all requested steps ran), `"stopped"` (a
+    callback's `continue_training` ended it early) or `"interrupted"` (Ctrl-C).
+    Implementations may leave `reason` out of their signature.
+    """
 
 
 @hookspec

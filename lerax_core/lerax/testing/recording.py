@@ -17,7 +17,7 @@ class RecordingBackend(AbstractLoggingBackend):
     - `events`: the hook names in call order (`"start"`, `"iteration"`, `"end"`,
       `"close"`);
     - `run_name`, `hyperparameters`: from the latest start;
-    - `iterations`: `(step, metrics)` pairs; `ends`: the steps training ended at.
+    - `iterations`: `(step, metrics)` pairs; `ends`: `(step, reason)` pairs.
     """
 
     def __init__(self) -> None:
@@ -25,7 +25,7 @@ class RecordingBackend(AbstractLoggingBackend):
         self.run_name: str | None = None
         self.hyperparameters: dict[str, Any] = {}
         self.iterations: list[tuple[int, dict[str, float]]] = []
-        self.ends: list[int] = []
+        self.ends: list[tuple[int, str]] = []
 
     def lerax_on_training_start(
         self, run_name: str, hyperparameters: Mapping[str, Any]
@@ -37,9 +37,9 @@ class RecordingBackend(AbstractLoggingBackend):
         self.events.append("iteration")
         self.iterations.append((step, dict(metrics)))
 
-    def lerax_on_training_end(self, step: int) -> None:
+    def lerax_on_training_end(self, step: int, reason: str) -> None:
         self.events.append("end")
-        self.ends.append(step)
+        self.ends.append((step, reason))
 
     def lerax_close(self) -> None:
         self.events.append("close")

@@ -195,10 +195,10 @@ class ConsoleBackend(AbstractLoggingBackend):
         ):
             self._print_plain(self._plain_line())
 
-    def lerax_on_training_end(self, step: int) -> None:
+    def lerax_on_training_end(self, step: int, reason: str) -> None:
         if self._running:
             self._step = max(self._step, int(step))
-            self._finish("done")
+            self._finish("done" if reason == "completed" else reason)
 
     def lerax_close(self) -> None:
         if self._running:

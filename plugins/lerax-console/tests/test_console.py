@@ -161,7 +161,7 @@ def test_close_stops_the_display_and_is_idempotent():
     backend.lerax_on_training_start("run-B", {})
     assert sys.stdout is not stdout  # prints go above the live display meanwhile
     backend.lerax_on_iteration(100, METRICS)
-    backend.lerax_on_training_end(100)
+    backend.lerax_on_training_end(100, "completed")
     assert sys.stdout is stdout
     drawn = console.export_text(clear=False)
     assert "done" in frames(drawn, "run-B")[-1] and "100%" in drawn
@@ -178,7 +178,7 @@ def test_indeterminate_bar_fills_when_training_ends():
         backend.lerax_on_iteration(300, METRICS)
         text = wait_for(console, "300 steps")
     finally:
-        backend.lerax_on_training_end(300)
+        backend.lerax_on_training_end(300, "completed")
     running = next(f for f in frames(text, "run-C") if "300 steps" in f)
     assert "%" not in running.splitlines()[1]  # no percentage without a total
     picture = terminal()
@@ -210,7 +210,7 @@ def test_non_finite_metrics_render():
         backend = ConsoleBackend(10, console=console)
         backend.lerax_on_training_start("run-E", {})
         backend.lerax_on_iteration(10, metrics)
-        backend.lerax_on_training_end(10)
+        backend.lerax_on_training_end(10, "completed")
         picture = terminal()
         picture.print(backend)
         text = picture.export_text()
@@ -266,7 +266,7 @@ def test_plain_lines_off_a_terminal():
         backend.lerax_on_training_start(f"run-{run}", {})
         for i in range(1, 5):
             backend.lerax_on_iteration(250 * i, {**METRICS, "episode/return": 10.0 * i})
-        backend.lerax_on_training_end(1000)
+        backend.lerax_on_training_end(1000, "completed")
     backend.lerax_on_training_start("run-2", {})
     backend.lerax_on_iteration(500, METRICS)
     backend.lerax_close()  # before the end: the run is reported as stopped

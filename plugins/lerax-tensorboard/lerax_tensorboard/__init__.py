@@ -221,10 +221,12 @@ class TensorBoardBackend(AbstractLoggingBackend):
             if time.monotonic() - self._last_flush >= self.flush_secs:
                 self._flush()
 
-    def lerax_on_training_end(self, step: int) -> None:
+    def lerax_on_training_end(self, step: int, reason: str) -> None:
         with self._lock:
             if self._writer is not None:
-                self._write(_session_end(finished=True), step)
+                # An interrupted run is marked failed; a completed or early-stopped one
+                # succeeded. (TensorBoard's HParams has no "aborted" status.)
+                self._write(_session_end(finished=reason != "interrupted"), step)
                 self._finished = True
                 self._flush()
 

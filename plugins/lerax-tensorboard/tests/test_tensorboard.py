@@ -173,7 +173,7 @@ def test_training_end_flushes_before_close(tmp_path):
         ):
             assert time.monotonic() < deadline, "training end was not flushed"
             time.sleep(0.1)
-        assert recorder.ends == [recorder.iterations[-1][0]]
+        assert recorder.ends == [(recorder.iterations[-1][0], "completed")]
         assert_same_scalars(events, recorder.iterations)  # the file is still open
         assert session_status(events) == "STATUS_SUCCESS"
     finally:
@@ -307,7 +307,7 @@ def test_each_default_run_gets_its_own_directory(tmp_path, monkeypatch):
         backend.lerax_on_training_start(run, {})
         assert backend.log_dir == tmp_path / "runs" / run
         backend.lerax_on_iteration(1, {"x": float(len(run))})
-    backend.lerax_on_training_end(1)
+    backend.lerax_on_training_end(1, "completed")
     backend.lerax_close()
     first, second = (read_events(tmp_path / "runs" / r) for r in ("first", "second"))
     assert [e.value for e in first.Scalars("x")] == [5.0]

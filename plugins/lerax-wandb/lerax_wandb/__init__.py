@@ -341,9 +341,9 @@ class WandbBackend(AbstractLoggingBackend):
             if self._run is not None:
                 self._run.log(dict(metrics), step=int(step))
 
-    def lerax_on_training_end(self, step: int) -> None:
+    def lerax_on_training_end(self, step: int, reason: str) -> None:
         with self._lock:
-            self._ended = True
+            self._ended = reason != "interrupted"  # W&B shows the others as finished
 
     def lerax_close(self) -> None:
         with self._lock:

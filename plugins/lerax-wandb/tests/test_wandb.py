@@ -226,7 +226,7 @@ def test_init_options_reach_the_run_and_non_finite_values_are_kept(tmp_path):
     run_dir = Path(backend.run.settings.sync_dir)
     values = {"a": math.nan, "b": math.inf, "c": -math.inf, "d": 1.5}
     backend.lerax_on_iteration(7, values)
-    backend.lerax_on_training_end(7)
+    backend.lerax_on_training_end(7, "completed")
     backend.lerax_close()
 
     run = read_run(run_dir)
@@ -246,7 +246,7 @@ def test_several_runs_per_process_leave_a_run_of_your_own_alone(tmp_path):
     backend = WandbBackend(dir=tmp_path)
     backend.lerax_on_training_start("first", {"algorithm/x": 1})
     backend.lerax_on_iteration(10, {"episode/return": 1.0})
-    backend.lerax_on_training_end(10)
+    backend.lerax_on_training_end(10, "completed")
     backend.lerax_on_training_start("second", {"algorithm/x": 2})  # no close between
     backend.lerax_on_iteration(5, {"episode/return": 2.0})
     backend.lerax_close()  # before the end of training, as after an interrupt
