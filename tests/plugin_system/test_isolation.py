@@ -135,3 +135,20 @@ def test_a_good_temporary_plugin_works_beside_broken_ones(fake_distribution, tmp
     )
     fake_distribution("lerax-fine", "fine", "lerax_fine", GOOD_BACKEND)
     assert type(make("fine")).__name__ == "FineBackend"
+
+
+def test_logging_hooks_written_as_module_functions_are_rejected(fake_distribution):
+    fake_distribution(
+        "lerax-misplaced",
+        "misplaced",
+        "lerax_misplaced",
+        """
+        def lerax_on_iteration(step, metrics):
+            pass
+        """,
+    )
+    info = get_registry().plugins["misplaced"]
+    assert info.status == "broken"
+    assert (
+        "AbstractLoggingBackend" in info.reason and "lerax_on_iteration" in info.reason
+    )

@@ -17,7 +17,9 @@ from typing import Any, Protocol
 import pluggy
 
 hookspec = pluggy.HookspecMarker("lerax")
+"""Marks the hook specifications below (for Lerax itself)."""
 hookimpl = pluggy.HookimplMarker("lerax")
+"""Marks a plugin's hook implementations: `from lerax import hookimpl`."""
 
 
 class Register(Protocol):

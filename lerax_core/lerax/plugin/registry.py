@@ -12,10 +12,23 @@ import pluggy
 from lerax.plugin import hookspecs
 
 ENTRY_POINT_GROUP = "lerax"
+"""The entry-point group in which distributions declare Lerax plugins."""
 ONLY_VARIABLE = "LERAX_PLUGINS"
+"""Environment variable: comma-separated plugins to load, and no others."""
 DISABLE_VARIABLE = "LERAX_DISABLE_PLUGINS"
+"""Environment variable: comma-separated plugins not to load."""
 
 Kind = Literal["callback", "backend"]
+
+LOGGING_HOOKS = frozenset(
+    {
+        "lerax_on_training_start",
+        "lerax_on_iteration",
+        "lerax_on_training_end",
+        "lerax_close",
+    }
+)
+"""Hooks that logging backends implement as methods; a plugin module may not."""
 Status = Literal["ok", "broken", "disabled"]
 
 FIRST_PARTY = {
@@ -170,6 +183,15 @@ class PluginRegistry:
             info.hooks = sorted(
                 hook.name for hook in self.manager.get_hookcallers(plugin) or []
             )
+            misplaced = sorted(set(info.hooks) & LOGGING_HOOKS)
+            if misplaced:
+                raise pluggy.PluginValidationError(
+                    plugin,
+                    f"plugin {info.name!r} implements the logging hook(s) "
+                    f"{', '.join(misplaced)} as module functions, where nothing "
+                    f"calls them: make them methods of an AbstractLoggingBackend "
+                    f"and register it with lerax_register_backends.",
+                )
             for kind in ("callback", "backend"):
                 self._collect(plugin, info, kind)
         except Exception as error:  # isolate: one bad plugin never breaks others
