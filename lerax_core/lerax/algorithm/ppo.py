@@ -50,18 +50,27 @@ class _Batch(eqx.Module):
     returns: Float[Array, " B"]
 
 
+def _evaluate_batch(policy: AbstractActorCriticPolicy, observations, actions):
+    """`jax.vmap(policy.evaluate)`, through the policy's batched fast path if any."""
+    fast = getattr(policy, "_evaluate_batch", None)
+    if fast is not None:
+        return fast(observations, actions)
+    return jax.vmap(policy.evaluate)(observations, actions)
+
+
 class PPO(AbstractAlgorithm):
     """Proximal Policy Optimization (clipped surrogate objective, GAE, Adam).
 
     Each iteration collects `num_steps` steps from `num_envs` parallel
     environments, then runs `num_epochs` epochs of `num_minibatches` shuffled
-    minibatch updates. The defaults solve CartPole in about 10^5 steps.
+    minibatch updates. The defaults solve CartPole in about 10^5 steps, at over
+    10^5 steps per second on two CPU cores (see `benchmarks/`).
     """
 
-    num_envs: int = 8
+    num_envs: int = 16
     num_steps: int = 64
-    num_epochs: int = 8
-    num_minibatches: int = 2
+    num_epochs: int = 4
+    num_minibatches: int = 4
     learning_rate: float = 3e-3
     anneal_learning_rate: bool = True
     gamma: float = 0.99
@@ -98,8 +107,8 @@ class PPO(AbstractAlgorithm):
         return schedule
 
     def _loss(self, policy: AbstractActorCriticPolicy, batch: _Batch):
-        value, log_prob, entropy = jax.vmap(policy.evaluate)(
-            batch.observation, batch.action
+        value, log_prob, entropy = _evaluate_batch(
+            policy, batch.observation, batch.action
         )
         log_ratio = log_prob - batch.log_prob
         ratio = jnp.exp(log_ratio)

@@ -32,6 +32,46 @@ def _orthogonal_mlp(
     return eqx.tree_at(lambda m: m.layers, mlp, tuple(layers))
 
 
+def _columns_supported(mlp: eqx.nn.MLP) -> bool:
+    """Whether `_mlp_on_columns` reproduces `mlp` exactly.
+
+    True for unscanned MLPs of `Linear` layers whose activations are plain
+    functions (no learnable parameters), as `MLPActorCriticPolicy` builds them.
+    """
+    return (
+        not getattr(mlp, "scan", False)
+        and all(isinstance(layer, eqx.nn.Linear) for layer in mlp.layers)
+        and not any(
+            eqx.is_array(leaf)
+            for leaf in jax.tree.leaves((mlp.activation, mlp.final_activation))
+        )
+    )
+
+
+def _elementwise(fn, x: Array) -> Array:
+    """Apply a scalar activation to every entry of a 2-D array (as the MLP does)."""
+    return jax.vmap(jax.vmap(fn))(x)
+
+
+def _mlp_on_columns(mlp: eqx.nn.MLP, x: Float[Array, "in batch"]) -> Array:
+    """`mlp` applied to every column of `x`: `(out_size, batch)` (`(batch,)` for a
+    scalar output).
+
+    The same arithmetic as `jax.vmap(mlp, in_axes=1)`, written as one matrix
+    product per layer on feature-major activations. `vmap` lays batches out
+    sample-major, which costs XLA:CPU transposes and slower weight-gradient
+    products; this layout makes the PPO loss and its gradient ~20 % cheaper.
+    """
+    for i, layer in enumerate(mlp.layers):
+        x = layer.weight @ x
+        if layer.bias is not None:
+            x = x + layer.bias[:, None]
+        if i < len(mlp.layers) - 1:
+            x = _elementwise(mlp.activation, x)
+    x = _elementwise(mlp.final_activation, x)
+    return x[0] if mlp.out_size == "scalar" else x
+
+
 def _action_size(space: AbstractSpace) -> int:
     if isinstance(space, Discrete):
         return space.n
@@ -75,3 +115,36 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy):
 
     def value(self, observation: Array) -> Float[Array, ""]:
         return self.critic(jnp.ravel(observation))
+
+    # A batched fast path that algorithms use in place of `jax.vmap(evaluate)`.
+    # It gives the same results (up to floating-point rounding) and falls back
+    # to `jax.vmap` whenever a subclass changes what `evaluate` computes.
+
+    def _columns_fast_path(self) -> bool:
+        cls = type(self)
+        return (
+            cls.distribution is MLPActorCriticPolicy.distribution
+            and cls.value is MLPActorCriticPolicy.value
+            and cls.evaluate is AbstractActorCriticPolicy.evaluate
+            and isinstance(self.action_space, Discrete)
+            and _columns_supported(self.actor)
+            and _columns_supported(self.critic)
+        )
+
+    def _log_probs_and_values(self, observations: Array):
+        """Normalised logits `(n, batch)` and values `(batch,)`, feature-major."""
+        x = observations.reshape(observations.shape[0], -1).T
+        logits = _mlp_on_columns(self.actor, x)
+        return jax.nn.log_softmax(logits, axis=0), _mlp_on_columns(self.critic, x)
+
+    def _evaluate_batch(
+        self, observations: Array, actions: Array
+    ) -> tuple[Float[Array, " B"], Float[Array, " B"], Float[Array, " B"]]:
+        """`jax.vmap(self.evaluate)(observations, actions)`."""
+        if not self._columns_fast_path():
+            return jax.vmap(self.evaluate)(observations, actions)
+        log_probs, values = self._log_probs_and_values(observations)
+        taken = jnp.arange(log_probs.shape[0])[:, None] == actions.astype(jnp.int32)
+        log_prob = jnp.sum(jnp.where(taken, log_probs, 0.0), axis=0)
+        entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=0)
+        return values, log_prob, entropy
