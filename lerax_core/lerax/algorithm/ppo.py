@@ -50,6 +50,25 @@ class _Batch(eqx.Module):
     returns: Float[Array, " B"]
 
 
+def _random_permutation(key: Key[Array, ""], size: int) -> Int[Array, " n"]:
+    """A uniformly random permutation of `0, ..., size - 1`, to shuffle minibatches.
+
+    `jax.random.permutation` sorts key-value pairs, in two rounds above ~1500
+    elements, and XLA:CPU sorts pairs several times slower than one array of
+    integers (~700 us against ~115 us for 2048 elements, a sizeable part of an
+    epoch). So each index is packed under random high bits into one `uint32` and
+    those are sorted. With at least 20 random bits (batches of up to 4096) ties,
+    which keep index order, are rare and harmless; larger batches fall back to
+    `jax.random.permutation`.
+    """
+    index_bits = max(1, (size - 1).bit_length())
+    if 32 - index_bits < 20:
+        return jax.random.permutation(key, size)
+    random_high = jax.random.bits(key, (size,), jnp.uint32) >> index_bits << index_bits
+    packed = random_high | jnp.arange(size, dtype=jnp.uint32)
+    return (jnp.sort(packed) & ((1 << index_bits) - 1)).astype(jnp.int32)
+
+
 def _evaluate_batch(policy: AbstractActorCriticPolicy, observations, actions):
     """`jax.vmap(policy.evaluate)`, through the policy's batched fast path if any."""
     fast = getattr(policy, "_evaluate_batch", None)
@@ -67,10 +86,10 @@ class PPO(AbstractAlgorithm):
     10^5 steps per second on two CPU cores (see `benchmarks/`).
     """
 
-    num_envs: int = 16
+    num_envs: int = 32
     num_steps: int = 64
     num_epochs: int = 4
-    num_minibatches: int = 4
+    num_minibatches: int = 8
     learning_rate: float = 3e-3
     anneal_learning_rate: bool = True
     gamma: float = 0.99
@@ -146,7 +165,7 @@ class PPO(AbstractAlgorithm):
             return (eqx.apply_updates(params, updates), opt_state), stats
 
         def epoch(carry, key):
-            order = jax.random.permutation(key, size)
+            order = _random_permutation(key, size)
             minibatches = jax.tree.map(
                 lambda x: x[order].reshape(self.num_minibatches, -1, *x.shape[1:]),
                 batch,
