@@ -198,3 +198,32 @@ def test_unsupported_action_space_raises_a_clear_type_error():
         MLPActorCriticPolicy(env=ContinuousActionEnv(), key=jax.random.key(0))
     message = str(info.value)
     assert "Discrete" in message and "Box" in message
+
+
+def test_batched_evaluate_matches_vmapped_evaluate_and_its_gradient():
+    from lerax.policy import AbstractActorCriticPolicy
+
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    observations = jax.random.normal(jax.random.key(1), (64, 4))
+    actions = jax.random.randint(jax.random.key(2), (64,), 0, 2)
+    fast = policy.evaluate_batch(observations, actions)
+    reference = AbstractActorCriticPolicy.evaluate_batch(policy, observations, actions)
+    for got, want in zip(fast, reference, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+    def loss(evaluate):
+        def total(p):
+            values, log_prob, entropy = evaluate(p, observations, actions)
+            return jnp.sum(values**2) + jnp.sum(log_prob) + jnp.sum(entropy)
+
+        return eqx.filter_grad(total)(policy)
+
+    fast_grad = loss(type(policy).evaluate_batch)
+    reference_grad = loss(AbstractActorCriticPolicy.evaluate_batch)
+    for got, want in zip(
+        jax.tree.leaves(eqx.filter(fast_grad, eqx.is_array)),
+        jax.tree.leaves(eqx.filter(reference_grad, eqx.is_array)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

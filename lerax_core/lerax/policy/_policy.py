@@ -4,6 +4,7 @@ from abc import abstractmethod
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from equinox import AbstractVar
 from jaxtyping import Array, Float, Key
@@ -45,6 +46,16 @@ class AbstractActorCriticPolicy(eqx.Module):
         """Score a taken action: return `(value, log_prob, entropy)`."""
         dist = self.distribution(observation)
         return self.value(observation), dist.log_prob(action), dist.entropy()
+
+    def evaluate_batch(
+        self, observations: Array, actions: Array
+    ) -> tuple[Float[Array, " B"], Float[Array, " B"], Float[Array, " B"]]:
+        """`evaluate` over a batch (leading axis): what algorithms' losses call.
+
+        `jax.vmap(self.evaluate)` by default; a policy may override it with an
+        equivalent that runs faster on whole batches.
+        """
+        return jax.vmap(self.evaluate)(observations, actions)
 
     def predict(
         self, observation: Array, *, key: Key[Array, ""] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import final
 
 import equinox as eqx
 import jax
@@ -30,22 +31,6 @@ def _orthogonal_mlp(
         layer = eqx.tree_at(lambda lin: lin.bias, layer, jnp.zeros_like(layer.bias))
         layers.append(layer)
     return eqx.tree_at(lambda m: m.layers, mlp, tuple(layers))
-
-
-def _columns_supported(mlp: eqx.nn.MLP) -> bool:
-    """Whether `_mlp_on_columns` reproduces `mlp` exactly.
-
-    True for unscanned MLPs of `Linear` layers whose activations are plain
-    functions (no learnable parameters), as `MLPActorCriticPolicy` builds them.
-    """
-    return (
-        not getattr(mlp, "scan", False)
-        and all(isinstance(layer, eqx.nn.Linear) for layer in mlp.layers)
-        and not any(
-            eqx.is_array(leaf)
-            for leaf in jax.tree.leaves((mlp.activation, mlp.final_activation))
-        )
-    )
 
 
 def _elementwise(fn, x: Array) -> Array:
@@ -106,6 +91,7 @@ def _action_size(space: AbstractSpace) -> int:
     )
 
 
+@final
 class MLPActorCriticPolicy(AbstractActorCriticPolicy):
     """Separate actor and critic MLPs sized from an environment's spaces.
 
@@ -141,34 +127,13 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy):
     def value(self, observation: Array) -> Float[Array, ""]:
         return self.critic(jnp.ravel(observation))
 
-    # A batched fast path that algorithms use in place of `jax.vmap(evaluate)`.
-    # It gives the same results (up to floating-point rounding) and falls back
-    # to `jax.vmap` whenever a subclass changes what `evaluate` computes.
-
-    def _columns_fast_path(self) -> bool:
-        cls = type(self)
-        return (
-            cls.distribution is MLPActorCriticPolicy.distribution
-            and cls.value is MLPActorCriticPolicy.value
-            and cls.evaluate is AbstractActorCriticPolicy.evaluate
-            and isinstance(self.action_space, Discrete)
-            and _columns_supported(self.actor)
-            and _columns_supported(self.critic)
-        )
-
-    def _log_probs_and_values(self, observations: Array):
-        """Normalised logits `(n, batch)` and values `(batch,)`, feature-major."""
-        x = observations.reshape(observations.shape[0], -1).T
-        logits = _mlp_on_columns(self.actor, x)
-        return jax.nn.log_softmax(logits, axis=0), _mlp_on_columns(self.critic, x)
-
-    def _evaluate_batch(
+    def evaluate_batch(
         self, observations: Array, actions: Array
     ) -> tuple[Float[Array, " B"], Float[Array, " B"], Float[Array, " B"]]:
-        """`jax.vmap(self.evaluate)(observations, actions)`."""
-        if not self._columns_fast_path():
-            return jax.vmap(self.evaluate)(observations, actions)
-        log_probs, values = self._log_probs_and_values(observations)
+        """`jax.vmap(self.evaluate)`, computed feature-major (see `_mlp_on_columns`)."""
+        x = observations.reshape(observations.shape[0], -1).T
+        log_probs = jax.nn.log_softmax(_mlp_on_columns(self.actor, x), axis=0)
+        values = _mlp_on_columns(self.critic, x)
         taken = jnp.arange(log_probs.shape[0])[:, None] == actions.astype(jnp.int32)
         log_prob = jnp.sum(jnp.where(taken, log_probs, 0.0), axis=0)
         entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=0)
