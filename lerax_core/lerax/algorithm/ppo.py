@@ -81,18 +81,31 @@ class PPO(AbstractAlgorithm):
     """
 
     num_envs: int = 32
+    """Parallel environments, stepped together with `vmap`."""
     num_steps: int = 64
+    """Steps per environment per iteration (the rollout length)."""
     num_epochs: int = 4
+    """Passes over each rollout."""
     num_minibatches: int = 8
+    """Shuffled minibatches per epoch."""
     learning_rate: float = 3e-3
+    """Adam's step size (at the start, when annealed)."""
     anneal_learning_rate: bool = True
+    """Decay the learning rate linearly to zero over `total_timesteps`."""
     gamma: float = 0.99
+    """Discount factor."""
     gae_lambda: float = 0.9
+    """GAE's bias-variance trade-off."""
     clip_coef: float = 0.2
+    """How far the probability ratio may move from 1 before it is clipped."""
     ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
     vf_coef: float = 0.5
+    """Weight of the value loss."""
     max_grad_norm: float = 0.5
+    """Gradients are clipped to this global norm."""
     normalize_advantages: bool = True
+    """Standardise advantages within each minibatch."""
 
     def __check_init__(self):
         for name in ("num_envs", "num_steps", "num_epochs", "num_minibatches"):
