@@ -185,12 +185,8 @@ def test_non_finite_metrics_reach_backends_as_such():
 
     recorder = Recorder()
     host = HostLogger([recorder], None, close_at_end=False)
-    metrics = {
-        "a": np.float32(np.nan),
-        "b": np.float32(np.inf),
-        "c": np.float32(-np.inf),
-    }
-    host.iteration(np.int32(10), metrics)
+    values = np.array([np.nan, np.inf, -np.inf], np.float32)
+    host.iteration(np.int32(10), values, names=("a", "b", "c"))
     host.dispatcher.close()
     (event,) = recorder.iterations()
     assert (

@@ -43,39 +43,40 @@ def interrupt_requested() -> bool:
     return _requested.is_set()
 
 
-def _stop_requested(iteration: np.ndarray) -> np.ndarray:
+def _stop_requested() -> np.ndarray:
     return np.bool_(interrupt_requested())
 
 
-POLL_EVERY_STEPS = 2**12
+POLL_EVERY_STEPS = 2**14
 """Environment steps between two polls for Ctrl-C (a fraction of a second)."""
+POLL_AT_LEAST_EVERY = 64
+"""Iterations between two polls at most, however small the iterations."""
 
 
 class StopOnInterrupt(AbstractStatelessCallback):
     """Ends training at the first poll after Ctrl-C was pressed.
 
     `learn` adds it to every run. It polls the host every `poll_every`
-    iterations (about `POLL_EVERY_STEPS` environment steps), so its cost is a
-    fraction of one host call per iteration.
+    iterations (about `POLL_EVERY_STEPS` environment steps, and at least every
+    `POLL_AT_LEAST_EVERY` iterations), so its cost is a fraction of one host
+    call per iteration.
     """
 
     poll_every: int = eqx.field(static=True)
 
     def __init__(self, steps_per_iteration: int):
-        self.poll_every = max(1, POLL_EVERY_STEPS // steps_per_iteration)
+        self.poll_every = min(
+            POLL_AT_LEAST_EVERY, max(1, POLL_EVERY_STEPS // steps_per_iteration)
+        )
 
     def continue_training(
         self, ctx: IterationContext, *, key: Key[Array, ""]
     ) -> Bool[Array, ""]:
-        def poll(iteration):
-            result = jax.ShapeDtypeStruct((), jnp.bool_)
-            return io_callback(_stop_requested, result, iteration)
+        def poll():  # no operands: each would be copied for the host
+            return io_callback(_stop_requested, jax.ShapeDtypeStruct((), jnp.bool_))
 
         stop = jax.lax.cond(
-            ctx.iteration % self.poll_every == 0,
-            poll,
-            lambda _: jnp.asarray(False),
-            ctx.iteration,
+            ctx.iteration % self.poll_every == 0, poll, lambda: jnp.asarray(False)
         )
         return ~stop
 

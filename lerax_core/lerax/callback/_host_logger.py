@@ -51,15 +51,17 @@ class HostLogger:
             },
         )
 
-    def iteration(self, step: np.ndarray, metrics: dict[str, np.ndarray]) -> None:
+    def iteration(
+        self, step: np.ndarray, values: np.ndarray, *, names: tuple[str, ...]
+    ) -> None:
         now, step = time.perf_counter(), int(step)
-        values = {name: float(value) for name, value in metrics.items()}
+        metrics = dict(zip(names, values.tolist(), strict=True))
         if self._last is not None and now > self._last[0]:
-            values["time/steps_per_second"] = (step - self._last[1]) / (
+            metrics["time/steps_per_second"] = (step - self._last[1]) / (
                 now - self._last[0]
             )
         self._last = (now, step)
-        self.dispatcher.submit("lerax_on_iteration", step=step, metrics=values)
+        self.dispatcher.submit("lerax_on_iteration", step=step, metrics=metrics)
 
     def end(self, step: np.ndarray, completed: np.ndarray) -> None:
         from lerax.algorithm.interrupt import interrupt_requested

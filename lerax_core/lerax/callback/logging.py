@@ -169,7 +169,16 @@ class LoggingCallback(AbstractCallback):
             "time/iteration": ctx.iteration,
             **{f"train/{name}": value for name, value in ctx.training_log.items()},
         }
-        host.call("iteration", self.handle, ctx.timestep, metrics, after=averages.token)
+        # One operand for all metrics: each operand of a host call is a copy.
+        values = jnp.stack([jnp.asarray(v, jnp.float32) for v in metrics.values()])
+        host.call(
+            "iteration",
+            self.handle,
+            ctx.timestep,
+            values,
+            after=averages.token,
+            names=tuple(metrics),
+        )
         return averages
 
     def on_training_end(
