@@ -120,7 +120,7 @@ class AbstractAlgorithm(eqx.Module):
         key = _check_key(key)
         callback = CallbackList(
             [
-                resolve_callback(callback, env=env, policy=policy),
+                resolve_callback(callback),
                 StopOnInterrupt(self.steps_per_iteration),
             ]
         )

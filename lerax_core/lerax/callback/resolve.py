@@ -33,7 +33,7 @@ def make(name: str, /, **options: Any) -> AbstractCallback | AbstractLoggingBack
     return built
 
 
-def resolve_callback(callback: Any, **_: Any) -> AbstractCallback:
+def resolve_callback(callback: Any) -> AbstractCallback:
     """Return the single callback that `learn` runs for `callback`.
 
     Names are looked up in the plugin registry; all logging backends, named or
