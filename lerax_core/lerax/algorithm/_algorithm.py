@@ -132,9 +132,3 @@ class AbstractAlgorithm(eqx.Module):
         if interrupted:
             raise TrainingInterrupted(trained)
         return trained
-
-    def hyperparameters(self) -> dict[str, Any]:
-        """The algorithm's settings, for logging."""
-        from lerax._hyperparameters import hyperparameters
-
-        return hyperparameters(self)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, Key
 
+from lerax._hyperparameters import hyperparameters
 from lerax.callback import host
 from lerax.callback._callback import AbstractCallback
 from lerax.callback._host_logger import HostLogger
@@ -116,21 +117,21 @@ class LoggingCallback(AbstractCallback):
     def on_training_start(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> EpisodeAverages:
-        hyperparameters = {
+        settings = {
             f"{prefix}/{name}": value
             for prefix, part in (
                 ("algorithm", ctx.algorithm),
                 ("env", ctx.env),
                 ("policy", ctx.policy),
             )
-            for name, value in part.hyperparameters().items()
+            for name, value in hyperparameters(part).items()
         }
         token = host.call_with_token(
             "start",
             self.handle,
             ctx.total_timesteps,
             after=ctx.state.token,
-            hyperparameters=hyperparameters,
+            hyperparameters=settings,
             algorithm=type(ctx.algorithm).__name__,
             env=type(ctx.env).__name__,
         )

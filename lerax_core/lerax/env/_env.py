@@ -1,7 +1,6 @@
 """The environment interface: pure `reset`/`step` functions over an explicit state."""
 
 from abc import abstractmethod
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -66,9 +65,3 @@ class AbstractEnv(eqx.Module):
             truncated,
             obs,
         )
-
-    def hyperparameters(self) -> dict[str, Any]:
-        """The environment's constants, for logging."""
-        from lerax._hyperparameters import hyperparameters
-
-        return hyperparameters(self)

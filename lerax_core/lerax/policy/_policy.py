@@ -1,7 +1,6 @@
 """The actor-critic policy interface the algorithms train."""
 
 from abc import abstractmethod
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -63,9 +62,3 @@ class AbstractActorCriticPolicy(eqx.Module):
         """The greedy action, or a sampled one when `key` is given."""
         dist = self.distribution(jnp.asarray(observation))
         return dist.mode() if key is None else dist.sample(key=key)
-
-    def hyperparameters(self) -> dict[str, Any]:
-        """The policy's architecture settings, for logging."""
-        from lerax._hyperparameters import hyperparameters
-
-        return hyperparameters(self)
