@@ -13,7 +13,9 @@ Returning a value makes a call slower, so only the first call of a chain does.
 """
 
 import itertools
-from typing import Any
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,10 +44,54 @@ def new_token() -> Int[Array, ""]:
     return jnp.zeros((), jnp.int32)
 
 
-def _on_host(method: str, static: dict[str, Any]):
-    def run(handle, after, *args):
-        del after  # only there to order this call after the one that made it
+class _Layout(NamedTuple):
+    """Where one argument sits in a packed buffer, and what it was."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    is_bool: bool
+
+
+def _pack(values: Sequence[Any]) -> tuple[Array, tuple[_Layout, ...]]:
+    """All `values` as the bytes of one `uint8` vector, and how to unpack them.
+
+    JAX copies every operand of a host callback separately (a `device_put` each,
+    ~25-50 us on CPU), so a call that sends one buffer instead of four is
+    several times cheaper.
+    """
+    parts, layouts = [], []
+    for value in values:
+        array = jnp.asarray(value)
+        is_bool = array.dtype == jnp.bool_
+        if is_bool:
+            array = array.astype(jnp.uint8)
+        layouts.append(_Layout(np.dtype(array.dtype), array.shape, is_bool))
+        flat = jax.lax.bitcast_convert_type(array.ravel(), jnp.uint8)
+        parts.append(flat.ravel())
+    return jnp.concatenate(parts), tuple(layouts)
+
+
+def _unpack(buffer: Any, layouts: tuple[_Layout, ...]) -> list[np.ndarray]:
+    data, offset, values = np.array(buffer), 0, []  # a copy: the values may be kept
+    for layout in layouts:
+        size = layout.dtype.itemsize * math.prod(layout.shape)
+        value = data[offset : offset + size].view(layout.dtype).reshape(layout.shape)
+        values.append(value.astype(bool) if layout.is_bool else value)
+        offset += size
+    return values
+
+
+def _on_host(
+    method: str,
+    layouts: tuple[_Layout, ...],
+    static: dict[str, Any],
+    *,
+    returns_token: bool,
+):
+    def run(buffer):
+        handle, after, *args = _unpack(buffer, layouts)
         getattr(lookup(handle), method)(*args, **static)
+        return np.int32(after + 1) if returns_token else None
 
     return run
 
@@ -61,10 +107,12 @@ def call(
 
     `args` are traced values and arrive as NumPy arrays; `static` are Python
     values fixed at trace time (part of the compiled program). `after` is a
-    token from `call_with_token` that this call must follow.
+    token from `call_with_token` that this call must follow. The handle, the
+    token and `args` travel as one packed operand.
     """
     after = new_token() if after is None else after
-    io_callback(_on_host(method, static), None, handle, after, *args)
+    buffer, layouts = _pack([handle, after, *args])
+    io_callback(_on_host(method, layouts, static, returns_token=False), None, buffer)
 
 
 def call_with_token(
@@ -76,11 +124,6 @@ def call_with_token(
 ) -> Int[Array, ""]:
     """Like `call`, and return a token that later calls can be ordered `after`."""
     after = new_token() if after is None else after
-    run = _on_host(method, static)
-
-    def run_and_return(handle, after, *args):
-        run(handle, after, *args)
-        return np.int32(after + 1)
-
-    result = jax.ShapeDtypeStruct((), jnp.int32)
-    return io_callback(run_and_return, result, handle, after, *args)
+    buffer, layouts = _pack([handle, after, *args])
+    run = _on_host(method, layouts, static, returns_token=True)
+    return io_callback(run, jax.ShapeDtypeStruct((), jnp.int32), buffer)

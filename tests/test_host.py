@@ -1,0 +1,54 @@
+"""`lerax.callback.host`: host calls from jitted code arrive whole, typed and in order."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lerax.callback import host
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def record(self, *args, label):
+        self.calls.append((label, args))
+
+
+def test_arguments_of_every_dtype_arrive_intact_and_stay_valid():
+    recorder = Recorder()
+    handle = host.register(recorder)
+
+    @jax.jit
+    def run(x):
+        token = host.call_with_token(
+            "record",
+            handle,
+            x,
+            jnp.arange(6, dtype=jnp.int32).reshape(2, 3) * 2**28,
+            x > 0,
+            jnp.asarray(7, jnp.uint8),
+            label="first",
+        )
+        host.call("record", handle, x * 2, after=token, label="second")
+        return x
+
+    x = jnp.asarray([-1.5, 0.0, jnp.inf, jnp.nan], jnp.float32)
+    jax.block_until_ready(run(x))
+    jax.effects_barrier()
+    # A second call must not change the values the first one delivered.
+    jax.block_until_ready(run(x + 1))
+    jax.effects_barrier()
+
+    labels = [label for label, _ in recorder.calls]
+    assert labels == ["first", "second", "first", "second"]
+    floats, ints, flags, small = recorder.calls[0][1]
+    np.testing.assert_array_equal(floats, [-1.5, 0.0, np.inf, np.nan])
+    assert floats.dtype == np.float32
+    np.testing.assert_array_equal(ints, np.arange(6).reshape(2, 3) * 2**28)
+    assert ints.dtype == np.int32 and ints.shape == (2, 3)
+    np.testing.assert_array_equal(flags, [False, False, True, False])
+    assert flags.dtype == np.bool_
+    assert small == 7 and small.dtype == np.uint8 and small.shape == ()
+    np.testing.assert_array_equal(recorder.calls[1][1][0], [-3.0, 0.0, np.inf, np.nan])
+    np.testing.assert_array_equal(recorder.calls[2][1][0], [-0.5, 1.0, np.inf, np.nan])
