@@ -6,7 +6,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int, Key
+from jaxtyping import Array, Bool, Float, Int, Key
 
 from lerax._hyperparameters import hyperparameters
 from lerax.callback import host
@@ -29,24 +29,50 @@ class EpisodeStats(eqx.Module):
     count: Float[Array, ""]
 
 
-class EpisodeAverages(eqx.Module):
-    """Exponential moving averages of episode return and length across iterations.
+class LoggingState(eqx.Module):
+    """What a `LoggingCallback` carries across iterations.
 
-    `token` comes from the host call at training start; later host calls are
-    ordered after it (see [`lerax.callback.host`][]).
+    The exponential moving averages of episode return and length, and the
+    metrics of the last iteration, which are sent to the host during the next
+    one (or at training end). `token` comes from the host call at training
+    start; later host calls are ordered after it (see [`lerax.callback.host`][]).
     """
 
     returns: Float[Array, ""]
     lengths: Float[Array, ""]
     seen: Float[Array, ""]
     token: Int[Array, ""]
+    pending: Float[Array, " metrics"]
+    pending_step: Int[Array, ""]
+    has_pending: Bool[Array, ""]
+
+
+def _metric_names(training_log: dict) -> tuple[str, ...]:
+    """The names of the metrics sent each iteration, in the order they are packed.
+
+    Training-log entries are sorted: the log's dict comes out of the training
+    loop's carry with its keys sorted, whatever order it went in.
+    """
+    return (
+        "episode/return",
+        "episode/length",
+        "episode/return_mean",
+        "episode/length_mean",
+        "episode/count",
+        "time/iteration",
+        *(f"train/{name}" for name in sorted(training_log)),
+    )
 
 
 class LoggingCallback(AbstractCallback):
     """Send per-iteration metrics to one or more logging backends.
 
     Inside the jit it sums the returns and lengths of episodes as they finish and,
-    once per iteration, sends one pytree of metrics to the host:
+    once per iteration, sends one packed array of metrics to the host. Each
+    iteration's metrics travel during the next iteration (the last ones at
+    training end), so the host call runs alongside the rollout rather than
+    holding up the loop; they reach the backends one iteration later. The
+    metrics:
 
     - `episode/return`, `episode/length`: exponential moving averages
       (weight `ema_weight` on the newest iteration);
@@ -97,9 +123,18 @@ class LoggingCallback(AbstractCallback):
         """The backends metrics go to."""
         return self.host_logger.dispatcher.backends
 
-    def reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> EpisodeAverages:
+    def reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> LoggingState:
         zero = jnp.zeros(())
-        return EpisodeAverages(zero, zero, zero, host.new_token())
+        pending = jnp.zeros(len(_metric_names(ctx.training_log)), jnp.float32)
+        return LoggingState(
+            zero,
+            zero,
+            zero,
+            host.new_token(),
+            pending,
+            jnp.zeros((), jnp.int32),
+            jnp.asarray(False),
+        )
 
     def step_reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> EpisodeStats:
         zero = jnp.zeros(())
@@ -116,7 +151,7 @@ class LoggingCallback(AbstractCallback):
 
     def on_training_start(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
-    ) -> EpisodeAverages:
+    ) -> LoggingState:
         settings = {
             f"{prefix}/{name}": value
             for prefix, part in (
@@ -139,55 +174,82 @@ class LoggingCallback(AbstractCallback):
 
     def on_iteration(
         self, ctx: IterationContext, *, key: Key[Array, ""]
-    ) -> EpisodeAverages:
+    ) -> LoggingState:
+        # The previous iteration's metrics go to the host first: they depend only
+        # on the carried state, so XLA runs this call alongside the rollout
+        # instead of at the end of the iteration, where it would hold up the loop.
+        self._send_pending(ctx.state, ctx.training_log)
         totals = jax.tree.map(jnp.sum, ctx.step_state)
         finished = totals.count > 0
         mean_return = totals.returns / totals.count  # NaN when no episode finished
         mean_length = totals.lengths / totals.count
-        averages = ctx.state
+        state = ctx.state
 
         def ema(old, new):
             blended = jnp.where(
-                averages.seen > 0,
+                state.seen > 0,
                 (1 - self.ema_weight) * old + self.ema_weight * new,
                 new,
             )
             return jnp.where(finished, blended, old)
 
-        averages = EpisodeAverages(
-            ema(averages.returns, mean_return),
-            ema(averages.lengths, mean_length),
-            averages.seen + finished,
-            averages.token,
-        )
+        returns = ema(state.returns, mean_return)
+        lengths = ema(state.lengths, mean_length)
+        seen = state.seen + finished
         no_value = jnp.asarray(jnp.nan)
-        metrics = {
-            "episode/return": jnp.where(averages.seen > 0, averages.returns, no_value),
-            "episode/length": jnp.where(averages.seen > 0, averages.lengths, no_value),
-            "episode/return_mean": mean_return,
-            "episode/length_mean": mean_length,
-            "episode/count": totals.count,
-            "time/iteration": ctx.iteration,
-            **{f"train/{name}": value for name, value in ctx.training_log.items()},
-        }
-        # One operand for all metrics: each operand of a host call is a copy.
-        values = jnp.stack([jnp.asarray(v, jnp.float32) for v in metrics.values()])
-        host.call(
-            "iteration",
-            self.handle,
-            ctx.timestep,
-            values,
-            after=averages.token,
-            names=tuple(metrics),
+        metrics = (  # in the order of `_metric_names`
+            jnp.where(seen > 0, returns, no_value),
+            jnp.where(seen > 0, lengths, no_value),
+            mean_return,
+            mean_length,
+            totals.count,
+            ctx.iteration,
+            *(ctx.training_log[name] for name in sorted(ctx.training_log)),
         )
-        return averages
+        # One operand for all metrics: each operand of a host call is a copy.
+        values = jnp.stack([jnp.asarray(v, jnp.float32) for v in metrics])
+        return LoggingState(
+            returns,
+            lengths,
+            seen,
+            state.token,
+            values,
+            jnp.asarray(ctx.timestep, jnp.int32),
+            jnp.asarray(True),
+        )
+
+    def _send_pending(
+        self, state: LoggingState, training_log: dict, *, returns_token: bool = False
+    ) -> Int[Array, ""] | None:
+        """Send the metrics of the last finished iteration, if there is one.
+
+        With `returns_token`, return a token that a later host call can be
+        ordered after (a call that returns a value is slower, so only the last
+        one does).
+        """
+        names = _metric_names(training_log)
+        args = ("iteration", self.handle, state.pending_step, state.pending)
+
+        if returns_token:
+            return jax.lax.cond(
+                state.has_pending,
+                lambda: host.call_with_token(*args, after=state.token, names=names),
+                lambda: state.token,
+            )
+
+        def send() -> None:
+            host.call(*args, after=state.token, names=names)
+
+        jax.lax.cond(state.has_pending, send, lambda: None)
+        return None
 
     def on_training_end(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
-    ) -> EpisodeAverages:
+    ) -> LoggingState:
+        after_last = self._send_pending(ctx.state, ctx.training_log, returns_token=True)
         per_iteration = ctx.algorithm.steps_per_iteration
         completed = ctx.iteration >= ctx.total_timesteps // per_iteration
-        host.call("end", self.handle, ctx.timestep, completed, after=ctx.state.token)
+        host.call("end", self.handle, ctx.timestep, completed, after=after_last)
         return ctx.state
 
     def close(self) -> None:
