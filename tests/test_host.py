@@ -28,6 +28,8 @@ def test_arguments_of_every_dtype_arrive_intact_and_stay_valid():
             jnp.arange(6, dtype=jnp.int32).reshape(2, 3) * 2**28,
             x > 0,
             jnp.asarray(7, jnp.uint8),
+            x[:2] + 1j * x[2:],
+            jnp.zeros((0, 3)),
             label="first",
         )
         host.call("record", handle, x * 2, after=token, label="second")
@@ -42,7 +44,7 @@ def test_arguments_of_every_dtype_arrive_intact_and_stay_valid():
 
     labels = [label for label, _ in recorder.calls]
     assert labels == ["first", "second", "first", "second"]
-    floats, ints, flags, small = recorder.calls[0][1]
+    floats, ints, flags, small, complexes, empty = recorder.calls[0][1]
     np.testing.assert_array_equal(floats, [-1.5, 0.0, np.inf, np.nan])
     assert floats.dtype == np.float32
     np.testing.assert_array_equal(ints, np.arange(6).reshape(2, 3) * 2**28)
@@ -50,5 +52,9 @@ def test_arguments_of_every_dtype_arrive_intact_and_stay_valid():
     np.testing.assert_array_equal(flags, [False, False, True, False])
     assert flags.dtype == np.bool_
     assert small == 7 and small.dtype == np.uint8 and small.shape == ()
+    np.testing.assert_array_equal(complexes, [-1.5 + 1j * np.inf, 0.0 + 1j * np.nan])
+    assert complexes.dtype == np.complex64
+    assert empty.shape == (0, 3)
+    assert all(value.flags.aligned for value in recorder.calls[0][1])
     np.testing.assert_array_equal(recorder.calls[1][1][0], [-3.0, 0.0, np.inf, np.nan])
     np.testing.assert_array_equal(recorder.calls[2][1][0], [-0.5, 1.0, np.inf, np.nan])

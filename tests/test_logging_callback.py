@@ -186,7 +186,7 @@ def test_non_finite_metrics_reach_backends_as_such():
     recorder = Recorder()
     host = HostLogger([recorder], None, close_at_end=False)
     values = np.array([np.nan, np.inf, -np.inf], np.float32)
-    host.iteration(np.int32(10), values, names=("a", "b", "c"))
+    host.iteration(np.int32(10), values, np.bool_(True), names=("a", "b", "c"))
     host.dispatcher.close()
     (event,) = recorder.iterations()
     assert (
@@ -228,3 +228,31 @@ def test_training_end_says_why_it_ended():
         "completed",
     )
     assert early.events[-1] == ("end", 2 * ALGO.steps_per_iteration, "stopped")
+    # Every iteration that ran reaches the backends, the last one before the end.
+    assert [event[0] for event in early.events] == [
+        "start",
+        "iteration",
+        "iteration",
+        "end",
+    ]
+    for recorder in (full, early):
+        for step, metrics in ((e[1], e[2]) for e in recorder.iterations()):
+            assert step == metrics["time/iteration"] * ALGO.steps_per_iteration
+
+
+def test_logged_training_can_be_vmapped_over_seeds():
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    recorder = Recorder()
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    total = jnp.asarray(2 * ALGO.steps_per_iteration, jnp.int32)
+    with LoggingCallback([recorder]) as logger:
+        trained = eqx.filter_vmap(
+            lambda key: ALGO.train(env, policy, logger, total, key=key)
+        )(jax.random.split(jax.random.key(0), 3))
+        jax.block_until_ready(trained)
+    layer = trained.actor.layers[0].weight
+    assert layer.shape[0] == 3 and not jnp.allclose(layer[0], layer[1])
+    assert len(recorder.iterations()) == 3 * 2, "each seed's iterations are logged"

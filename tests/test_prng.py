@@ -21,3 +21,11 @@ def test_loop_key_works_under_jit_and_vmap():
     draws = jax.jit(jax.vmap(lambda k: jr.uniform(loop_key(k))))(keys)
     assert draws.shape == (4,)
     assert len(set(draws.tolist())) == 4
+
+
+def test_without_philox_the_users_key_is_used(monkeypatch):
+    from lerax.algorithm import _prng
+
+    monkeypatch.setattr(_prng, "_has_philox", lambda: False)
+    key = jr.key(3)
+    assert loop_key(key) is key

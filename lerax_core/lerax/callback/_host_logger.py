@@ -52,8 +52,15 @@ class HostLogger:
         )
 
     def iteration(
-        self, step: np.ndarray, values: np.ndarray, *, names: tuple[str, ...]
+        self,
+        step: np.ndarray,
+        values: np.ndarray,
+        has_values: np.ndarray,
+        *,
+        names: tuple[str, ...],
     ) -> None:
+        if not has_values:  # sent before the first iteration finished
+            return
         now, step = time.perf_counter(), int(step)
         metrics = dict(zip(names, values.tolist(), strict=True))
         if self._last is not None and now > self._last[0]:

@@ -49,7 +49,7 @@ class _Layout(NamedTuple):
 
     dtype: np.dtype
     shape: tuple[int, ...]
-    is_bool: bool
+    kind: str  # "plain", "bool" (sent as uint8) or "complex" (sent as real, imag)
 
 
 def _pack(values: Sequence[Any]) -> tuple[Array, tuple[_Layout, ...]]:
@@ -61,22 +61,31 @@ def _pack(values: Sequence[Any]) -> tuple[Array, tuple[_Layout, ...]]:
     """
     parts, layouts = [], []
     for value in values:
-        array = jnp.asarray(value)
-        is_bool = array.dtype == jnp.bool_
-        if is_bool:
-            array = array.astype(jnp.uint8)
-        layouts.append(_Layout(np.dtype(array.dtype), array.shape, is_bool))
+        array, kind = jnp.asarray(value), "plain"
+        if array.dtype == jnp.bool_:
+            array, kind = array.astype(jnp.uint8), "bool"
+        elif jnp.iscomplexobj(array):
+            array, kind = jnp.stack([array.real, array.imag], axis=-1), "complex"
+        layouts.append(_Layout(np.dtype(array.dtype), array.shape, kind))
         flat = jax.lax.bitcast_convert_type(array.ravel(), jnp.uint8)
         parts.append(flat.ravel())
     return jnp.concatenate(parts), tuple(layouts)
 
 
 def _unpack(buffer: Any, layouts: tuple[_Layout, ...]) -> list[np.ndarray]:
-    data, offset, values = np.array(buffer), 0, []  # a copy: the values may be kept
+    """The arrays `_pack` packed: aligned copies, which stay valid when kept."""
+    data, offset, values = np.asarray(buffer), 0, []
     for layout in layouts:
         size = layout.dtype.itemsize * math.prod(layout.shape)
-        value = data[offset : offset + size].view(layout.dtype).reshape(layout.shape)
-        values.append(value.astype(bool) if layout.is_bool else value)
+        raw = data[offset : offset + size].copy()
+        if layout.kind == "complex":  # (real, imag) pairs are complex numbers' bytes
+            complex_type = np.dtype(f"c{2 * layout.dtype.itemsize}")
+            value = raw.view(complex_type).reshape(layout.shape[:-1])
+        else:
+            value = raw.view(layout.dtype).reshape(layout.shape)
+            if layout.kind == "bool":
+                value = value.astype(bool)
+        values.append(value)
         offset += size
     return values
 

@@ -221,27 +221,22 @@ class LoggingCallback(AbstractCallback):
     def _send_pending(
         self, state: LoggingState, training_log: dict, *, returns_token: bool = False
     ) -> Int[Array, ""] | None:
-        """Send the metrics of the last finished iteration, if there is one.
+        """Send the metrics of the last finished iteration; the host skips them if
+        there is none yet (`has_pending` travels with them: a `lax.cond` around a
+        host call would stop `learn` from being `vmap`ped).
 
         With `returns_token`, return a token that a later host call can be
         ordered after (a call that returns a value is slower, so only the last
         one does).
         """
-        names = _metric_names(training_log)
         args = ("iteration", self.handle, state.pending_step, state.pending)
-
-        if returns_token:
-            return jax.lax.cond(
-                state.has_pending,
-                lambda: host.call_with_token(*args, after=state.token, names=names),
-                lambda: state.token,
-            )
-
-        def send() -> None:
-            host.call(*args, after=state.token, names=names)
-
-        jax.lax.cond(state.has_pending, send, lambda: None)
-        return None
+        send = host.call_with_token if returns_token else host.call
+        return send(
+            *args,
+            state.has_pending,
+            after=state.token,
+            names=_metric_names(training_log),
+        )
 
     def on_training_end(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
