@@ -23,9 +23,10 @@ def loop_key(key: Key[Array, ""]) -> Key[Array, ""]:
     for callbacks). XLA:CPU lowers JAX's default Threefry generator as a rolled
     loop of five rounds of small kernels per draw, over half of the kernels a
     PPO iteration ran; Philox is straight-line arithmetic that fuses into one
-    kernel, and PPO's defaults train about 20 % faster with it. The result is still a pure function of `key`, so training
-    stays reproducible and `vmap`-able over seeds. On JAX versions without
-    Philox keys, `key` is returned unchanged.
+    kernel, and PPO's defaults train about 20 % faster with it. The result is
+    still a pure function of `key`, so training stays reproducible and
+    `vmap`-able over seeds. On JAX versions without Philox keys, `key` is
+    returned unchanged.
     """
     if not _has_philox():
         return key

@@ -6,7 +6,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, Key
+from jaxtyping import Array, Float, Int, Key
 
 from lerax._hyperparameters import hyperparameters
 from lerax.callback import host
@@ -43,8 +43,7 @@ class LoggingState(eqx.Module):
     seen: Float[Array, ""]
     token: Int[Array, ""]
     pending: Float[Array, " metrics"]
-    pending_step: Int[Array, ""]
-    has_pending: Bool[Array, ""]
+    pending_step: Int[Array, ""]  # 0 until an iteration has finished
 
 
 def _metric_names(training_log: dict) -> tuple[str, ...]:
@@ -133,7 +132,6 @@ class LoggingCallback(AbstractCallback):
             host.new_token(),
             pending,
             jnp.zeros((), jnp.int32),
-            jnp.asarray(False),
         )
 
     def step_reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> EpisodeStats:
@@ -206,7 +204,7 @@ class LoggingCallback(AbstractCallback):
             ctx.iteration,
             *(ctx.training_log[name] for name in sorted(ctx.training_log)),
         )
-        # One operand for all metrics: each operand of a host call is a copy.
+        # One array in the state until the next iteration sends it.
         values = jnp.stack([jnp.asarray(v, jnp.float32) for v in metrics])
         return LoggingState(
             returns,
@@ -215,25 +213,26 @@ class LoggingCallback(AbstractCallback):
             state.token,
             values,
             jnp.asarray(ctx.timestep, jnp.int32),
-            jnp.asarray(True),
         )
 
     def _send_pending(
         self, state: LoggingState, training_log: dict, *, returns_token: bool = False
     ) -> Int[Array, ""] | None:
         """Send the metrics of the last finished iteration; the host skips them if
-        there is none yet (`has_pending` travels with them: a `lax.cond` around a
-        host call would stop `learn` from being `vmap`ped).
+        no iteration has finished yet (that flag travels with them: a `lax.cond`
+        around a host call would stop `learn` from being `vmap`ped).
 
         With `returns_token`, return a token that a later host call can be
         ordered after (a call that returns a value is slower, so only the last
         one does).
         """
-        args = ("iteration", self.handle, state.pending_step, state.pending)
         send = host.call_with_token if returns_token else host.call
         return send(
-            *args,
-            state.has_pending,
+            "iteration",
+            self.handle,
+            state.pending_step,
+            state.pending,
+            state.pending_step > 0,
             after=state.token,
             names=_metric_names(training_log),
         )
