@@ -390,7 +390,9 @@ def test_plot_script_draws_the_return_curve(trained, tmp_path):
     )
 
 
-INTERRUPTED_ITERATIONS = 400
+# Far more than can run before the SIGINT arrives (the training is interrupted
+# within ~64 iterations of it): 400 once finished first on a fast run.
+INTERRUPTED_ITERATIONS = 20_000
 INTERRUPTED_SCRIPT = textwrap.dedent(
     """
     import json, sys
