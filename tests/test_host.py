@@ -21,7 +21,7 @@ def test_arguments_of_every_dtype_arrive_intact_and_stay_valid():
 
     @jax.jit
     def run(x):
-        token = host.call_with_token(
+        token = host.call(
             "record",
             handle,
             x,
@@ -58,3 +58,16 @@ def test_arguments_of_every_dtype_arrive_intact_and_stay_valid():
     assert all(value.flags.aligned for value in recorder.calls[0][1])
     np.testing.assert_array_equal(recorder.calls[1][1][0], [-3.0, 0.0, np.inf, np.nan])
     np.testing.assert_array_equal(recorder.calls[2][1][0], [-0.5, 1.0, np.inf, np.nan])
+
+
+def test_ask_returns_what_the_host_answers_at_run_time():
+    answers = iter([3, 5, 8])
+
+    @jax.jit
+    def run():
+        def body(total, _):
+            return total + host.ask(lambda: next(answers), jnp.int32), None
+
+        return jax.lax.scan(body, jnp.zeros((), jnp.int32), length=3)[0]
+
+    assert int(run()) == 16  # asked each time, not once while tracing

@@ -18,10 +18,9 @@ from typing import Any, TypeVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.experimental import io_callback
 from jaxtyping import Array, Bool, Key
 
+from lerax.callback import host
 from lerax.callback._callback import AbstractStatelessCallback
 from lerax.callback.context import IterationContext
 
@@ -41,10 +40,6 @@ class TrainingInterrupted(KeyboardInterrupt):
 def interrupt_requested() -> bool:
     """Whether Ctrl-C asked the current `learn` to stop."""
     return _requested.is_set()
-
-
-def _stop_requested() -> np.ndarray:
-    return np.bool_(interrupt_requested())
 
 
 POLL_EVERY_STEPS = 2**14
@@ -72,8 +67,8 @@ class StopOnInterrupt(AbstractStatelessCallback):
     def continue_training(
         self, ctx: IterationContext, *, key: Key[Array, ""]
     ) -> Bool[Array, ""]:
-        def poll():  # no operands: each would be copied for the host
-            return io_callback(_stop_requested, jax.ShapeDtypeStruct((), jnp.bool_))
+        def poll():
+            return host.ask(interrupt_requested, jnp.bool_)
 
         stop = jax.lax.cond(
             ctx.iteration % self.poll_every == 0, poll, lambda: jnp.asarray(False)

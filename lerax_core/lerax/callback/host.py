@@ -7,20 +7,24 @@ registered here and the callback holds only its integer *handle*, a traced array
 so every instance with the same settings shares one compiled loop.
 
 Ordering: a host call runs after every value passed to it is computed, and calls
-in a loop body run in iteration order. `call_with_token` returns a token; pass it
-as `after=` to later calls (through the callback's state) to order them after it.
-Returning a value makes a call slower, so only the first call of a chain does.
+in a loop body run in iteration order. `call` returns a token; pass it as
+`after=` to later calls (through the callback's state) to order them after it.
+
+Cost: calls go through `jax.experimental.buffer_callback`, which hands Python
+views of XLA's own buffers. JAX's other host callbacks (`io_callback`,
+`pure_callback`, `jax.debug.callback`) first copy every operand with
+`device_put`: ~60 us of Python when idle, but a few hundred microseconds inside
+a training loop, whose working set has evicted that code from the CPU caches.
 """
 
 import itertools
-import math
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import io_callback
+from jax.experimental.buffer_callback import buffer_callback
 from jaxtyping import Array, Int
 
 _objects: dict[int, Any] = {}
@@ -44,65 +48,27 @@ def new_token() -> Int[Array, ""]:
     return jnp.zeros((), jnp.int32)
 
 
-class _Layout(NamedTuple):
-    """Where one argument sits in a packed buffer, and what it was."""
-
-    dtype: np.dtype
-    shape: tuple[int, ...]
-    kind: str  # "plain", "bool" (sent as uint8) or "complex" (sent as real, imag)
-
-
-def _pack(values: Sequence[Any]) -> tuple[Array, tuple[_Layout, ...]]:
-    """All `values` as the bytes of one `uint8` vector, and how to unpack them.
-
-    JAX copies every operand of a host callback separately (a `device_put` each,
-    ~25-50 us on CPU), so a call that sends one buffer instead of four is
-    several times cheaper.
-    """
-    parts, layouts = [], []
-    for value in values:
-        array, kind = jnp.asarray(value), "plain"
-        if array.dtype == jnp.bool_:
-            array, kind = array.astype(jnp.uint8), "bool"
-        elif jnp.iscomplexobj(array):
-            array, kind = jnp.stack([array.real, array.imag], axis=-1), "complex"
-        layouts.append(_Layout(np.dtype(array.dtype), array.shape, kind))
-        flat = jax.lax.bitcast_convert_type(array.ravel(), jnp.uint8)
-        parts.append(flat.ravel())
-    return jnp.concatenate(parts), tuple(layouts)
-
-
-def _unpack(buffer: Any, layouts: tuple[_Layout, ...]) -> list[np.ndarray]:
-    """The arrays `_pack` packed: aligned copies, which stay valid when kept."""
-    data, offset, values = np.asarray(buffer), 0, []
-    for layout in layouts:
-        size = layout.dtype.itemsize * math.prod(layout.shape)
-        raw = data[offset : offset + size].copy()
-        if layout.kind == "complex":  # (real, imag) pairs are complex numbers' bytes
-            complex_type = np.dtype(f"c{2 * layout.dtype.itemsize}")
-            value = raw.view(complex_type).reshape(layout.shape[:-1])
-        else:
-            value = raw.view(layout.dtype).reshape(layout.shape)
-            if layout.kind == "bool":
-                value = value.astype(bool)
-        values.append(value)
-        offset += size
-    return values
-
-
 def _on_host(
-    method: str,
-    layouts: tuple[_Layout, ...],
-    static: dict[str, Any],
-    *,
-    returns_token: bool,
-):
-    def run(buffer):
-        handle, after, *args = _unpack(buffer, layouts)
-        getattr(lookup(handle), method)(*args, **static)
-        return np.int32(after + 1) if returns_token else None
+    run: Callable[..., Any], result: jax.ShapeDtypeStruct, *operands: Any
+) -> Array:
+    """Write `run(*operands)`, computed on the host, into one result of type `result`.
 
-    return run
+    The operands arrive as NumPy copies: the buffers behind them belong to XLA
+    and are only valid during the call. Under `vmap` the call runs once per
+    batch element, in order.
+    """
+
+    def callback(context: Any, out: tuple[Any], *buffers: Any) -> None:
+        del context
+        np.asarray(out[0])[...] = run(
+            *(np.asarray(buffer).copy() for buffer in buffers)
+        )
+
+    send = buffer_callback(
+        callback, (result,), has_side_effect=True, vmap_method="sequential"
+    )
+    (answer,) = send(*operands)
+    return answer
 
 
 def call(
@@ -111,28 +77,27 @@ def call(
     *args: Any,
     after: Int[Array, ""] | None = None,
     **static: Any,
-) -> None:
+) -> Int[Array, ""]:
     """From traced code, run `lookup(handle).method(*args, **static)` on the host.
 
     `args` are traced values and arrive as NumPy arrays; `static` are Python
     values fixed at trace time (part of the compiled program). `after` is a
-    token from `call_with_token` that this call must follow. The handle, the
-    token and `args` travel as one packed operand.
+    token from an earlier call that this one must follow. Returns this call's
+    token.
     """
+
+    def run(handle: np.ndarray, after: np.ndarray, *args: np.ndarray) -> np.ndarray:
+        getattr(lookup(handle), method)(*args, **static)
+        return after + 1
+
     after = new_token() if after is None else after
-    buffer, layouts = _pack([handle, after, *args])
-    io_callback(_on_host(method, layouts, static, returns_token=False), None, buffer)
+    token_type = jax.ShapeDtypeStruct((), jnp.int32)
+    return _on_host(run, token_type, handle, after, *args)
 
 
-def call_with_token(
-    method: str,
-    handle: Int[Array, ""],
-    *args: Any,
-    after: Int[Array, ""] | None = None,
-    **static: Any,
-) -> Int[Array, ""]:
-    """Like `call`, and return a token that later calls can be ordered `after`."""
-    after = new_token() if after is None else after
-    buffer, layouts = _pack([handle, after, *args])
-    run = _on_host(method, layouts, static, returns_token=True)
-    return io_callback(run, jax.ShapeDtypeStruct((), jnp.int32), buffer)
+def ask(question: Callable[[], Any], dtype: Any) -> Array:
+    """From traced code, return `question()`, a scalar of `dtype` computed on the host.
+
+    For polls that need no operands, such as whether Ctrl-C was pressed.
+    """
+    return _on_host(question, jax.ShapeDtypeStruct((), dtype))

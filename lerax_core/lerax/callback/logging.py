@@ -159,7 +159,7 @@ class LoggingCallback(AbstractCallback):
             )
             for name, value in hyperparameters(part).items()
         }
-        token = host.call_with_token(
+        token = host.call(
             "start",
             self.handle,
             ctx.total_timesteps,
@@ -215,19 +215,13 @@ class LoggingCallback(AbstractCallback):
             jnp.asarray(ctx.timestep, jnp.int32),
         )
 
-    def _send_pending(
-        self, state: LoggingState, training_log: dict, *, returns_token: bool = False
-    ) -> Int[Array, ""] | None:
+    def _send_pending(self, state: LoggingState, training_log: dict) -> Int[Array, ""]:
         """Send the metrics of the last finished iteration; the host skips them if
         no iteration has finished yet (that flag travels with them: a `lax.cond`
-        around a host call would stop `learn` from being `vmap`ped).
-
-        With `returns_token`, return a token that a later host call can be
-        ordered after (a call that returns a value is slower, so only the last
-        one does).
+        around a host call would stop `learn` from being `vmap`ped). Returns the
+        call's token.
         """
-        send = host.call_with_token if returns_token else host.call
-        return send(
+        return host.call(
             "iteration",
             self.handle,
             state.pending_step,
@@ -240,7 +234,7 @@ class LoggingCallback(AbstractCallback):
     def on_training_end(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> LoggingState:
-        after_last = self._send_pending(ctx.state, ctx.training_log, returns_token=True)
+        after_last = self._send_pending(ctx.state, ctx.training_log)
         per_iteration = ctx.algorithm.steps_per_iteration
         completed = ctx.iteration >= ctx.total_timesteps // per_iteration
         host.call("end", self.handle, ctx.timestep, completed, after=after_last)

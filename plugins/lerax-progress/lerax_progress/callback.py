@@ -153,7 +153,7 @@ class ProgressBarCallback(AbstractCallback):
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> Int[Array, ""]:
         description = f"{type(ctx.algorithm).__name__} on {type(ctx.env).__name__}"
-        return host.call_with_token(
+        return host.call(
             "start",
             self.handle,
             ctx.total_timesteps,

@@ -204,7 +204,7 @@ def test_one_host_call_per_iteration_never_per_step():
         env, policy, make("progress"), jnp.asarray(TOTAL), key=jax.random.key(1)
     )
     walk(closed.jaxpr, ())
-    assert all(path[-1] == "io_callback" for path in names)
+    assert all(path[-1] == "buffer_callback" for path in names)
     assert not [path for path in names if "scan" in path]  # nothing in rollouts
     assert sorted(path.count("while") for path in names) == [0, 0, 1]
 
