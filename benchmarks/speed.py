@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python benchmarks/speed.py            # 7 timed runs per case
+    python benchmarks/speed.py            # 15 timed runs per case
     python benchmarks/speed.py --quick    # 3 timed runs per case, shorter runs
 
 It prints two tables and which targets pass:
@@ -28,7 +28,9 @@ median over `--compile-repeats` fresh compilations. Steps/s is env steps
 actually taken divided by the wall time of one run until
 `jax.block_until_ready`, the median of the timed runs after compilation. Cases
 are timed round-robin so that a busy machine slows them alike, and overheads
-are medians of per-round ratios against the no-callback run of the same round.
+are medians of per-round ratios against the no-callback run of the same round,
+printed with their quartiles: on a noisy machine one round's ratio varies by
+several per cent, hence 15 rounds.
 rejax's periodic evaluation is switched off so that both libraries only train.
 """
 
@@ -255,8 +257,18 @@ def time_round_robin(cases: list[Case], repeats: int, compile_repeats: int) -> N
 
 
 def overhead_percent(case: Case, base: Case) -> float:
-    ratios = [t / b for t, b in zip(case.times, base.times, strict=True)]
-    return 100.0 * (statistics.median(ratios) - 1.0)
+    """Median over rounds of the case's time over the base's, as a percentage."""
+    return statistics.median(_overheads(case, base))
+
+
+def spread(case: Case, base: Case) -> str:
+    """The interquartile range of the per-round overheads: how noisy the median is."""
+    low, _, high = statistics.quantiles(_overheads(case, base), n=4)
+    return f"[{low:+.1f}, {high:+.1f}]"
+
+
+def _overheads(case: Case, base: Case) -> list[float]:
+    return [100.0 * (t / b - 1.0) for t, b in zip(case.times, base.times, strict=True)]
 
 
 def describe(hyperparameters: dict[str, Any]) -> str:
@@ -279,7 +291,7 @@ def main() -> None:
         "--no-rejax", action="store_true", help="skip the rejax comparison"
     )
     args = parser.parse_args()
-    repeats = max(3, args.repeats or (3 if args.quick else 7))
+    repeats = max(3, args.repeats or (3 if args.quick else 15))
     total = args.total_timesteps or (2**16 if args.quick else 2**17)
     compile_repeats = args.compile_repeats or (1 if args.quick else 3)
 
@@ -309,12 +321,18 @@ def main() -> None:
     time_round_robin(cases, repeats, compile_repeats)
     base, noop, debug_call, host_call, _ = cases
     print(f"\nLerax PPO defaults on CartPole: {describe(defaults)}")
-    print(f"  {'case':30} {'compile s':>10} {'steps/s':>10} {'overhead':>9}")
+    print(
+        f"  {'case':30} {'compile s':>10} {'steps/s':>10} {'overhead':>9} "
+        f"{'quartiles':>14}"
+    )
     for case in cases:
-        overhead = "" if case is base else f"{overhead_percent(case, base):+8.2f}%"
+        overhead, quartiles = "", ""
+        if case is not base:
+            overhead = f"{overhead_percent(case, base):+8.2f}%"
+            quartiles = spread(case, base)
         print(
             f"  {case.name:30} {case.compile_seconds:10.2f} "
-            f"{case.steps_per_second:10,.0f} {overhead:>9}"
+            f"{case.steps_per_second:10,.0f} {overhead:>9} {quartiles:>14}"
         )
     identical = same_program(EmptyCallback(), NoOpCallback())
     print(
