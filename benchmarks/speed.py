@@ -300,7 +300,7 @@ def main() -> None:
         f"jax {jax.__version__} on {jax.devices()[0].platform}, "
         f"{os.cpu_count()} CPU cores, Python {platform.python_version()}; "
         f"{total} env steps per run, median of {repeats} runs, compile: median "
-        f"of {compile_repeats}"
+        f"of {compile_repeats}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
     )
     checks: list[tuple[str, bool]] = []
 
