@@ -26,6 +26,14 @@ TRAINING_LOG_KEYS = (
     "explained_variance",
     "learning_rate",
 )
+_MINIBATCH_STATS = (
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+)
+"""The statistics `PPO._loss` returns for each minibatch, averaged per iteration."""
 
 
 class _Loop(eqx.Module):
@@ -167,7 +175,10 @@ class PPO(AbstractAlgorithm):
             updates, opt_state = optimizer.update(
                 grads, opt_state, eqx.filter(policy, eqx.is_inexact_array)
             )
-            return (eqx.apply_updates(params, updates), opt_state), stats
+            # One array per step instead of one per statistic: fewer outputs
+            # for the scans to stack.
+            packed = jnp.stack([stats[name] for name in _MINIBATCH_STATS])
+            return (eqx.apply_updates(params, updates), opt_state), packed
 
         def epoch(carry, key):
             order = _random_permutation(key, size)
@@ -180,7 +191,9 @@ class PPO(AbstractAlgorithm):
         (params, opt_state), stats = jax.lax.scan(
             epoch, (params, opt_state), jax.random.split(key, self.num_epochs)
         )
-        return eqx.combine(params, static), opt_state, jax.tree.map(jnp.mean, stats)
+        means = jnp.mean(stats, axis=(0, 1))
+        stats = dict(zip(_MINIBATCH_STATS, means, strict=True))
+        return eqx.combine(params, static), opt_state, stats
 
     @eqx.filter_jit
     def train(
