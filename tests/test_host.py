@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from lerax.callback import host
 
@@ -71,3 +72,45 @@ def test_ask_returns_what_the_host_answers_at_run_time():
         return jax.lax.scan(body, jnp.zeros((), jnp.int32), length=3)[0]
 
     assert int(run()) == 16  # asked each time, not once while tracing
+
+
+def test_ask_under_vmap_answers_once_for_the_batch():
+    asked = []
+
+    def question():
+        asked.append(1)
+        return True
+
+    answers = jax.jit(jax.vmap(lambda x: x & host.ask(question, jnp.bool_)))(
+        jnp.asarray([True, False, True])
+    )
+    np.testing.assert_array_equal(answers, [True, False, True])
+    assert len(asked) == 1
+
+
+@pytest.fixture(params=["buffer_callback", "io_callback"])
+def either_path(request, monkeypatch):
+    """Run a test through both host-call paths: CPU's and other backends'."""
+    if request.param == "io_callback":
+        monkeypatch.setattr(host, "_buffers_reach_numpy", lambda: False)
+    return request.param
+
+
+def test_calls_under_vmap_run_per_element_in_order_on_either_path(either_path):
+    recorder = Recorder()
+    handle = host.register(recorder)
+
+    @jax.jit
+    @jax.vmap
+    def run(x):
+        token = host.call("record", handle, x, label="first")
+        host.call("record", handle, x * 10, after=token, label="second")
+        return host.ask(lambda: 7, jnp.int32) + x
+
+    out = run(jnp.arange(3, dtype=jnp.int32))
+    jax.effects_barrier()
+    np.testing.assert_array_equal(out, [7, 8, 9])
+    firsts = [int(args[0]) for label, args in recorder.calls if label == "first"]
+    seconds = [int(args[0]) for label, args in recorder.calls if label == "second"]
+    assert firsts == [0, 1, 2] and seconds == [0, 10, 20]
+    assert [label for label, _ in recorder.calls][:3] == ["first"] * 3

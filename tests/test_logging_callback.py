@@ -256,3 +256,24 @@ def test_logged_training_can_be_vmapped_over_seeds():
     layer = trained.actor.layers[0].weight
     assert layer.shape[0] == 3 and not jnp.allclose(layer[0], layer[1])
     assert len(recorder.iterations()) == 3 * 2, "each seed's iterations are logged"
+
+
+def test_vmapped_seeds_that_stop_early_log_each_iteration_once():
+    import equinox as eqx
+    import jax.numpy as jnp
+
+    recorder = Recorder()
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    # Seed 0 trains 1 iteration, seed 1 trains 3: JAX runs the loop body for
+    # both until seed 1 stops, with seed 0's state frozen.
+    totals = jnp.asarray([1, 3], jnp.int32) * ALGO.steps_per_iteration
+    keys = jax.random.split(jax.random.key(0), 2)
+    with LoggingCallback([recorder]) as logger:
+        trained = eqx.filter_vmap(
+            lambda total, key: ALGO.train(env, policy, logger, total, key=key)
+        )(totals, keys)
+        jax.block_until_ready(trained)
+    steps = sorted(event[1] for event in recorder.iterations())
+    per_iteration = ALGO.steps_per_iteration
+    assert steps == [per_iteration, per_iteration, 2 * per_iteration, 3 * per_iteration]

@@ -6,26 +6,18 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, Float, Int, Key, PyTree
+from jaxtyping import Array, Bool, Float, Int, Key, PyTree
 
 from lerax.algorithm._algorithm import AbstractAlgorithm
 from lerax.algorithm._prng import loop_key
 from lerax.algorithm.gae import generalized_advantages
 from lerax.algorithm.rollout import EnvCarry, Transitions, collect_rollout
+from lerax.callback import host
 from lerax.callback._callback import AbstractCallback
 from lerax.callback.context import IterationContext, ResetContext, TrainingContext
 from lerax.env._env import AbstractEnv
 from lerax.policy._policy import AbstractActorCriticPolicy
 
-TRAINING_LOG_KEYS = (
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "approx_kl",
-    "clip_fraction",
-    "explained_variance",
-    "learning_rate",
-)
 _MINIBATCH_STATS = (
     "policy_loss",
     "value_loss",
@@ -34,6 +26,7 @@ _MINIBATCH_STATS = (
     "clip_fraction",
 )
 """The statistics `PPO._loss` returns for each minibatch, averaged per iteration."""
+TRAINING_LOG_KEYS = (*_MINIBATCH_STATS, "explained_variance", "learning_rate")
 
 
 class _Loop(eqx.Module):
@@ -177,6 +170,11 @@ class PPO(AbstractAlgorithm):
             )
             # One array per step instead of one per statistic: fewer outputs
             # for the scans to stack.
+            if set(stats) != set(_MINIBATCH_STATS):
+                raise ValueError(
+                    f"_loss returned statistics {sorted(stats)}; PPO averages "
+                    f"{sorted(_MINIBATCH_STATS)}: update _MINIBATCH_STATS."
+                )
             packed = jnp.stack([stats[name] for name in _MINIBATCH_STATS])
             return (eqx.apply_updates(params, updates), opt_state), packed
 
@@ -192,8 +190,8 @@ class PPO(AbstractAlgorithm):
             epoch, (params, opt_state), jax.random.split(key, self.num_epochs)
         )
         means = jnp.mean(stats, axis=(0, 1))
-        stats = dict(zip(_MINIBATCH_STATS, means, strict=True))
-        return eqx.combine(params, static), opt_state, stats
+        log = dict(zip(_MINIBATCH_STATS, means, strict=True))
+        return eqx.combine(params, static), opt_state, log
 
     @eqx.filter_jit
     def train(
@@ -335,11 +333,17 @@ class PPO(AbstractAlgorithm):
         # The carry of a while loop must be arrays only: the static half of the
         # loop (activation functions, static fields) is closed over instead.
         dynamic, static = eqx.partition(loop, eqx.is_array)
-        dynamic = jax.lax.while_loop(
-            lambda d: d.keep_going & (d.iteration < num_iterations),
-            lambda d: eqx.partition(iteration(eqx.combine(d, static)), eqx.is_array)[0],
-            dynamic,
-        )
+
+        def running(d: _Loop) -> Bool[Array, ""]:
+            return d.keep_going & (d.iteration < num_iterations)
+
+        def body(d: _Loop) -> _Loop:
+            # Under vmap, seeds that have stopped run the body on frozen state
+            # until the last one stops: their host calls must not repeat.
+            with host.while_running(running(d)):
+                return eqx.partition(iteration(eqx.combine(d, static)), eqx.is_array)[0]
+
+        dynamic = jax.lax.while_loop(running, body, dynamic)
         loop = eqx.combine(dynamic, static)
         callback.on_training_end(training_context(loop), key=end_key)
         return loop.policy

@@ -10,25 +10,37 @@ Ordering: a host call runs after every value passed to it is computed, and calls
 in a loop body run in iteration order. `call` returns a token; pass it as
 `after=` to later calls (through the callback's state) to order them after it.
 
-Cost: calls go through `jax.experimental.buffer_callback`, which hands Python
-views of XLA's own buffers. JAX's other host callbacks (`io_callback`,
+Under `vmap`, a call with a batched argument runs once per batch element, in
+order; one whose arguments are all unbatched runs once. Training loops trace
+their body inside `while_running`, so that the elements of a batch that have
+already stopped, whose state JAX keeps frozen while the others go on, make no
+host calls.
+
+Cost: on CPU, calls go through `jax.experimental.buffer_callback`, which hands
+Python views of XLA's own buffers (other backends use `io_callback`). JAX's other host callbacks (`io_callback`,
 `pure_callback`, `jax.debug.callback`) first copy every operand with
 `device_put`: ~60 us of Python when idle, but a few hundred microseconds inside
 a training loop, whose working set has evicted that code from the CPU caches.
 """
 
+import contextlib
+import contextvars
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import io_callback
 from jax.experimental.buffer_callback import buffer_callback
-from jaxtyping import Array, Int
+from jaxtyping import Array, Bool, Int
 
 _objects: dict[int, Any] = {}
 _handles = itertools.count()
+_running: contextvars.ContextVar[Bool[Array, ""] | None] = contextvars.ContextVar(
+    "lerax_host_running", default=None
+)
 
 
 def register(obj: Any) -> Int[Array, ""]:
@@ -51,24 +63,46 @@ def new_token() -> Int[Array, ""]:
 def _on_host(
     run: Callable[..., Any], result: jax.ShapeDtypeStruct, *operands: Any
 ) -> Array:
-    """Write `run(*operands)`, computed on the host, into one result of type `result`.
+    """Return `run(*operands)`, computed on the host, as one array of type `result`.
 
-    The operands arrive as NumPy copies: the buffers behind them belong to XLA
-    and are only valid during the call. Under `vmap` the call runs once per
-    batch element, in order.
+    `run` gets NumPy copies of the operands: on CPU the buffers behind them
+    belong to XLA and are only valid during the call.
     """
+    if not _buffers_reach_numpy():
+        return io_callback(
+            lambda *args: np.asarray(run(*map(np.asarray, args)), result.dtype),
+            result,
+            *operands,
+        )
 
     def callback(context: Any, out: tuple[Any], *buffers: Any) -> None:
         del context
-        np.asarray(out[0])[...] = run(
-            *(np.asarray(buffer).copy() for buffer in buffers)
-        )
+        copies = (np.asarray(buffer).copy() for buffer in buffers)
+        np.asarray(out[0])[...] = run(*copies)
 
     send = buffer_callback(
         callback, (result,), has_side_effect=True, vmap_method="sequential"
     )
     (answer,) = send(*operands)
     return answer
+
+
+def _buffers_reach_numpy() -> bool:
+    """Whether `buffer_callback`'s buffers convert to NumPy arrays: on CPU only."""
+    return jax.default_backend() == "cpu"
+
+
+@contextlib.contextmanager
+def while_running(running: Bool[Array, ""]) -> Iterator[None]:
+    """Host calls traced in this context do nothing on the host unless `running`.
+
+    A training loop traces its body in it, with its own continue condition.
+    """
+    token = _running.set(running)
+    try:
+        yield
+    finally:
+        _running.reset(token)
 
 
 def call(
@@ -86,13 +120,18 @@ def call(
     token.
     """
 
-    def run(handle: np.ndarray, after: np.ndarray, *args: np.ndarray) -> np.ndarray:
-        getattr(lookup(handle), method)(*args, **static)
+    def run(
+        handle: np.ndarray, after: np.ndarray, running: np.ndarray, *args: np.ndarray
+    ) -> np.ndarray:
+        if running:
+            getattr(lookup(handle), method)(*args, **static)
         return after + 1
 
     after = new_token() if after is None else after
+    running = _running.get()
+    running = jnp.asarray(True) if running is None else running
     token_type = jax.ShapeDtypeStruct((), jnp.int32)
-    return _on_host(run, token_type, handle, after, *args)
+    return _on_host(run, token_type, handle, after, running, *args)
 
 
 def ask(question: Callable[[], Any], dtype: Any) -> Array:

@@ -217,9 +217,9 @@ class LoggingCallback(AbstractCallback):
 
     def _send_pending(self, state: LoggingState, training_log: dict) -> Int[Array, ""]:
         """Send the metrics of the last finished iteration; the host skips them if
-        no iteration has finished yet (that flag travels with them: a `lax.cond`
-        around a host call would stop `learn` from being `vmap`ped). Returns the
-        call's token.
+        no iteration has finished yet. That flag travels with them rather than as
+        a `lax.cond` around the call, which under `vmap` would run both branches.
+        Returns the call's token.
         """
         return host.call(
             "iteration",
