@@ -6,7 +6,9 @@ with no callback and with `callback=["console", "tensorboard", "wandb"]`
 (W&B offline, files in a temporary directory), and prints the median wall
 times and the median of the per-round ratios with their quartiles (target:
 ratio <= 1.02). Also reports host memory (RSS) at the
-start and end of a long logged run, to show it stays flat.
+start and end of a long logged run, to show it stays flat. `--log-every K`
+times the same backends given only every K-th iteration
+(`LoggingCallback(..., log_every=K)`), for comparison; the target is for K = 1.
 """
 
 import argparse
@@ -21,6 +23,7 @@ os.environ.setdefault("WANDB_SILENT", "true")
 import jax
 
 from lerax.algorithm import PPO
+from lerax.callback import LoggingCallback, make
 from lerax.env.classic_control import CartPole
 from lerax.policy import MLPActorCriticPolicy
 
@@ -46,35 +49,44 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=2**18)
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--memory-timesteps", type=int, default=10**6)
+    parser.add_argument("--log-every", type=int, default=1)
     args = parser.parse_args()
     args.repeats = max(2, args.repeats)  # quartiles need two rounds
 
     os.chdir(tempfile.mkdtemp(prefix="lerax-overhead-"))  # runs/ and wandb/ go here
     env, algo = CartPole(), PPO()
     policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
-    for callback in (None, NAMES):  # compile both
+
+    def logged():
+        if args.log_every == 1:
+            return NAMES  # what users write
+        backends = [make(name) for name in NAMES]
+        return LoggingCallback(backends, close_at_end=True, log_every=args.log_every)
+
+    for callback in (None, logged()):  # compile both
         timed(algo, env, policy, args.timesteps, callback)
 
-    plain, logged = [], []
+    plain, logged_times = [], []
     for _ in range(args.repeats):
         plain.append(timed(algo, env, policy, args.timesteps, None))
-        logged.append(timed(algo, env, policy, args.timesteps, NAMES))
-    base, with_logs = statistics.median(plain), statistics.median(logged)
-    ratios = [b / a for a, b in zip(plain, logged, strict=True)]
+        logged_times.append(timed(algo, env, policy, args.timesteps, logged()))
+    base, with_logs = statistics.median(plain), statistics.median(logged_times)
+    ratios = [b / a for a, b in zip(plain, logged_times, strict=True)]
     ratio = statistics.median(ratios)
     low, _, high = statistics.quantiles(ratios, n=4)
     print(f"\ntimesteps per run       {args.timesteps}")
     print(
         f"no callback             {base:.3f} s  ({args.timesteps / base:,.0f} steps/s)"
     )
-    print(f"console+tensorboard+wandb {with_logs:.3f} s")
+    every = "" if args.log_every == 1 else f", log_every={args.log_every}"
+    print(f"console+tensorboard+wandb {with_logs:.3f} s{every}")
     print(
         f"ratio                   {ratio:.4f}  (quartiles {low:.3f}-{high:.3f}; "
         f"{'PASS' if ratio <= 1.02 else 'FAIL'} <= 1.02)"
     )
 
     before = rss_mib()
-    timed(algo, env, policy, args.memory_timesteps, NAMES)
+    timed(algo, env, policy, args.memory_timesteps, logged())
     after = rss_mib()
     print(
         f"RSS over a {args.memory_timesteps:,}-step logged run: "

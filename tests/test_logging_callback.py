@@ -277,3 +277,30 @@ def test_vmapped_seeds_that_stop_early_log_each_iteration_once():
     steps = sorted(event[1] for event in recorder.iterations())
     per_iteration = ALGO.steps_per_iteration
     assert steps == [per_iteration, per_iteration, 2 * per_iteration, 3 * per_iteration]
+
+
+def test_log_every_delivers_every_kth_iteration_and_the_last():
+    recorder = Recorder()
+    with LoggingCallback([recorder], log_every=3) as logger:
+        ALGO.learn(
+            CartPole(),
+            MLPActorCriticPolicy(env=CartPole(), key=jax.random.key(0)),
+            7 * ALGO.steps_per_iteration,
+            key=jax.random.key(1),
+            callback=logger,
+        )
+    iterations = [event[2]["time/iteration"] for event in recorder.iterations()]
+    assert iterations == [3, 6, 7]
+    steps = [event[1] for event in recorder.iterations()]
+    assert steps == [i * ALGO.steps_per_iteration for i in (3, 6, 7)]
+    # Steps/s spans the iterations skipped in between.
+    rates = [event[2].get("time/steps_per_second") for event in recorder.iterations()]
+    assert rates[0] is None and all(rate > 0 for rate in rates[1:])
+
+
+@pytest.mark.parametrize(
+    ("log_every", "error"), [(0, ValueError), (2.5, TypeError), (True, TypeError)]
+)
+def test_bad_log_every_is_refused_at_construction(log_every, error):
+    with pytest.raises(error, match="log_every"):
+        LoggingCallback([Recorder()], log_every=log_every)

@@ -25,10 +25,12 @@ class HostLogger:
         backends: Sequence[AbstractLoggingBackend],
         name: str | None,
         close_at_end: bool,
+        log_every: int = 1,
     ):
         self.dispatcher = BackendDispatcher(backends)
         self.name = name
         self.close_at_end = close_at_end
+        self.log_every = log_every
         self._last: tuple[float, int] | None = None
 
     def start(
@@ -58,11 +60,15 @@ class HostLogger:
         has_values: np.ndarray,
         *,
         names: tuple[str, ...],
+        last: bool = False,
     ) -> None:
         if not has_values:  # sent before the first iteration finished
             return
-        now, step = time.perf_counter(), int(step)
         metrics = dict(zip(names, values.tolist(), strict=True))
+        skipped = self.log_every > 1 and int(metrics["time/iteration"]) % self.log_every
+        if skipped and not last:
+            return
+        now, step = time.perf_counter(), int(step)
         if self._last is not None and now > self._last[0]:
             metrics["time/steps_per_second"] = (step - self._last[1]) / (
                 now - self._last[0]

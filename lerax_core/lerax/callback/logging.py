@@ -87,6 +87,11 @@ class LoggingCallback(AbstractCallback):
     [`BackendDispatcher`][lerax.plugin.dispatch.BackendDispatcher]); call
     `close()`, or use the callback as a context manager, to flush them.
 
+    With `log_every=k`, backends get every k-th iteration and the last one (as
+    Lightning's `log_every_n_steps`): the moving averages still take in every
+    iteration, and backends that cost much per row (W&B) slow training k times
+    less.
+
     `env` and `policy` are accepted for symmetry with `learn`; the run's
     hyper-parameters always come from what is actually trained. With
     `close_at_end=True` the backends are closed when training ends, which is how
@@ -105,11 +110,19 @@ class LoggingCallback(AbstractCallback):
         name: str | None = None,
         ema_weight: float = 0.1,
         close_at_end: bool = False,
+        log_every: int = 1,
     ):
         del env, policy  # the trained env and policy come through the contexts
         if isinstance(backends, AbstractLoggingBackend):
             backends = [backends]
-        self.handle = host.register(HostLogger(tuple(backends), name, close_at_end))
+        if isinstance(log_every, bool) or not isinstance(log_every, int):
+            raise TypeError(f"log_every must be an int, got {log_every!r}.")
+        if log_every < 1:
+            raise ValueError(
+                f"log_every must be >= 1 (1 logs every iteration), got {log_every}."
+            )
+        logger = HostLogger(tuple(backends), name, close_at_end, log_every)
+        self.handle = host.register(logger)
         self.ema_weight = ema_weight
 
     @property
@@ -215,7 +228,9 @@ class LoggingCallback(AbstractCallback):
             jnp.asarray(ctx.timestep, jnp.int32),
         )
 
-    def _send_pending(self, state: LoggingState, training_log: dict) -> Int[Array, ""]:
+    def _send_pending(
+        self, state: LoggingState, training_log: dict, *, last: bool = False
+    ) -> Int[Array, ""]:
         """Send the metrics of the last finished iteration; the host skips them if
         no iteration has finished yet. That flag travels with them rather than as
         a `lax.cond` around the call, which under `vmap` would run both branches.
@@ -229,12 +244,13 @@ class LoggingCallback(AbstractCallback):
             state.pending_step > 0,
             after=state.token,
             names=_metric_names(training_log),
+            last=last,
         )
 
     def on_training_end(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> LoggingState:
-        after_last = self._send_pending(ctx.state, ctx.training_log)
+        after_last = self._send_pending(ctx.state, ctx.training_log, last=True)
         per_iteration = ctx.algorithm.steps_per_iteration
         completed = ctx.iteration >= ctx.total_timesteps // per_iteration
         host.call("end", self.handle, ctx.timestep, completed, after=after_last)
