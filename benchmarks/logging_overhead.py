@@ -5,10 +5,10 @@ Compiles both variants first, then alternates timed runs of PPO on CartPole
 with no callback and with `callback=["console", "tensorboard", "wandb"]`
 (W&B offline, files in a temporary directory), and prints the median wall
 times and the median of the per-round ratios with their quartiles (target:
-ratio <= 1.02). Also reports host memory (RSS) at the
-start and end of a long logged run, to show it stays flat. `--log-every K`
-times the same backends given only every K-th iteration
-(`LoggingCallback(..., log_every=K)`), for comparison; the target is for K = 1.
+ratio <= 1.02). Also reports host memory (RSS) at the start and end of a long
+logged run, to show it stays flat. `--log-every K` times the same backends
+given only every K-th iteration (`LoggingCallback(..., log_every=K)`), for
+comparison; the target is for K = 1.
 """
 
 import argparse

@@ -168,13 +168,13 @@ class PPO(AbstractAlgorithm):
             updates, opt_state = optimizer.update(
                 grads, opt_state, eqx.filter(policy, eqx.is_inexact_array)
             )
-            # One array per step instead of one per statistic: fewer outputs
-            # for the scans to stack.
             if set(stats) != set(_MINIBATCH_STATS):
                 raise ValueError(
                     f"_loss returned statistics {sorted(stats)}; PPO averages "
                     f"{sorted(_MINIBATCH_STATS)}: update _MINIBATCH_STATS."
                 )
+            # One array per step instead of one per statistic: fewer outputs
+            # for the scans to stack.
             packed = jnp.stack([stats[name] for name in _MINIBATCH_STATS])
             return (eqx.apply_updates(params, updates), opt_state), packed
 

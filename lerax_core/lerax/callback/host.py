@@ -17,10 +17,11 @@ already stopped, whose state JAX keeps frozen while the others go on, make no
 host calls.
 
 Cost: on CPU, calls go through `jax.experimental.buffer_callback`, which hands
-Python views of XLA's own buffers (other backends use `io_callback`). JAX's other host callbacks (`io_callback`,
-`pure_callback`, `jax.debug.callback`) first copy every operand with
-`device_put`: ~60 us of Python when idle, but a few hundred microseconds inside
-a training loop, whose working set has evicted that code from the CPU caches.
+Python views of XLA's own buffers. `io_callback`, `pure_callback` and
+`jax.debug.callback` first copy every operand with `device_put`: ~60 us of
+Python when idle, but a few hundred microseconds inside a training loop, whose
+working set has evicted that code from the CPU caches. Other backends, where
+`buffer_callback`'s buffers are not NumPy-readable, use `io_callback`.
 """
 
 import contextlib

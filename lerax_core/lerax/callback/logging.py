@@ -208,17 +208,19 @@ class LoggingCallback(AbstractCallback):
         lengths = ema(state.lengths, mean_length)
         seen = state.seen + finished
         no_value = jnp.asarray(jnp.nan)
-        metrics = (  # in the order of `_metric_names`
-            jnp.where(seen > 0, returns, no_value),
-            jnp.where(seen > 0, lengths, no_value),
-            mean_return,
-            mean_length,
-            totals.count,
-            ctx.iteration,
-            *(ctx.training_log[name] for name in sorted(ctx.training_log)),
-        )
-        # One array in the state until the next iteration sends it.
-        values = jnp.stack([jnp.asarray(v, jnp.float32) for v in metrics])
+        metrics = {
+            "episode/return": jnp.where(seen > 0, returns, no_value),
+            "episode/length": jnp.where(seen > 0, lengths, no_value),
+            "episode/return_mean": mean_return,
+            "episode/length_mean": mean_length,
+            "episode/count": totals.count,
+            "time/iteration": ctx.iteration,
+            **{f"train/{name}": value for name, value in ctx.training_log.items()},
+        }
+        # One array, in the order the host unpacks, in the state until the next
+        # iteration sends it.
+        names = _metric_names(ctx.training_log)
+        values = jnp.stack([jnp.asarray(metrics[name], jnp.float32) for name in names])
         return LoggingState(
             returns,
             lengths,
