@@ -44,9 +44,7 @@ UPDATES_PER_RUN = 100
 def optimisers(algo: PPO) -> dict[str, optax.GradientTransformation]:
     adam = optax.adam(algo.learning_rate, eps=1e-5)
     return {
-        "global norm + Adam (Lerax)": optax.chain(
-            optax.clip_by_global_norm(algo.max_grad_norm), adam
-        ),
+        "global norm + Adam (Lerax)": algo._optimizer(algo.learning_rate),
         "per element + Adam (rejax)": optax.chain(optax.clip(algo.max_grad_norm), adam),
         "Adam, no clipping": adam,
     }
