@@ -6,7 +6,9 @@ import threading
 import time
 import warnings
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -240,40 +242,38 @@ def test_training_end_says_why_it_ended():
             assert step == metrics["time/iteration"] * ALGO.steps_per_iteration
 
 
-def test_logged_training_can_be_vmapped_over_seeds():
-    import equinox as eqx
-    import jax.numpy as jnp
+def _train_vmapped_over_seeds(seeds: int, iterations: int | list[int]):
+    """Train `seeds` seeds under one `vmap` and one `LoggingCallback`; return the
+    trained policies and what the backend received.
 
+    `iterations` is shared by all seeds (an unbatched total, so the loop's
+    condition is unbatched too) or given per seed (a batched one).
+    """
     recorder = Recorder()
     env = CartPole()
     policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
-    total = jnp.asarray(2 * ALGO.steps_per_iteration, jnp.int32)
+    totals = jnp.asarray(iterations, jnp.int32) * ALGO.steps_per_iteration
+    keys = jax.random.split(jax.random.key(0), seeds)
     with LoggingCallback([recorder]) as logger:
         trained = eqx.filter_vmap(
-            lambda key: ALGO.train(env, policy, logger, total, key=key)
-        )(jax.random.split(jax.random.key(0), 3))
+            lambda total, key: ALGO.train(env, policy, logger, total, key=key),
+            in_axes=(0 if totals.ndim else None, 0),
+        )(totals, keys)
         jax.block_until_ready(trained)
+    return trained, recorder
+
+
+def test_logged_training_can_be_vmapped_over_seeds():
+    trained, recorder = _train_vmapped_over_seeds(3, 2)
     layer = trained.actor.layers[0].weight
     assert layer.shape[0] == 3 and not jnp.allclose(layer[0], layer[1])
     assert len(recorder.iterations()) == 3 * 2, "each seed's iterations are logged"
 
 
 def test_vmapped_seeds_that_stop_early_log_each_iteration_once():
-    import equinox as eqx
-    import jax.numpy as jnp
-
-    recorder = Recorder()
-    env = CartPole()
-    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
     # Seed 0 trains 1 iteration, seed 1 trains 3: JAX runs the loop body for
     # both until seed 1 stops, with seed 0's state frozen.
-    totals = jnp.asarray([1, 3], jnp.int32) * ALGO.steps_per_iteration
-    keys = jax.random.split(jax.random.key(0), 2)
-    with LoggingCallback([recorder]) as logger:
-        trained = eqx.filter_vmap(
-            lambda total, key: ALGO.train(env, policy, logger, total, key=key)
-        )(totals, keys)
-        jax.block_until_ready(trained)
+    _, recorder = _train_vmapped_over_seeds(2, [1, 3])
     steps = sorted(event[1] for event in recorder.iterations())
     per_iteration = ALGO.steps_per_iteration
     assert steps == [per_iteration, per_iteration, 2 * per_iteration, 3 * per_iteration]
