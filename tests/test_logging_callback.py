@@ -98,9 +98,8 @@ def test_metric_names_and_plain_python_values():
     assert expected <= names
     for _, _, metrics in recorder.iterations():
         assert all(type(v) is float for v in metrics.values())
-    first = recorder.iterations()[0][2]
-    assert "time/steps_per_second" not in first, "speed needs two iterations"
-    assert recorder.iterations()[1][2]["time/steps_per_second"] > 0
+    rates = [metrics["time/steps_per_second"] for *_, metrics in recorder.iterations()]
+    assert all(rate > 0 and math.isfinite(rate) for rate in rates)
     updates = ALGO.num_epochs * ALGO.num_minibatches  # per iteration
     for i, (_, _, metrics) in enumerate(recorder.iterations()):
         last_update = (i + 1) * updates - 1  # the rate logged is the last one used
@@ -293,9 +292,9 @@ def test_log_every_delivers_every_kth_iteration_and_the_last():
     assert iterations == [3, 6, 7]
     steps = [event[1] for event in recorder.iterations()]
     assert steps == [i * ALGO.steps_per_iteration for i in (3, 6, 7)]
-    # Steps/s spans the iterations skipped in between.
-    rates = [event[2].get("time/steps_per_second") for event in recorder.iterations()]
-    assert rates[0] is None and all(rate > 0 for rate in rates[1:])
+    # Steps/s spans the iterations skipped in between (from the start, at first).
+    rates = [event[2]["time/steps_per_second"] for event in recorder.iterations()]
+    assert all(rate > 0 for rate in rates)
 
 
 @pytest.mark.parametrize(

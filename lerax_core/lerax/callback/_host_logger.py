@@ -35,6 +35,7 @@ class HostLogger:
 
     def start(
         self,
+        step: np.ndarray,
         total_timesteps: np.ndarray,
         *,
         hyperparameters: dict[str, Any],
@@ -43,7 +44,10 @@ class HostLogger:
     ) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_name = self.name or f"{algorithm}-{env}-{stamp}-{os.getpid()}.{next(_runs)}"
-        self._last = None
+        # Speed is timed from here, the host call made as the loop starts, so the
+        # first iteration has one too. A backend's own clock would start late by
+        # however long the backends before it took to start (an import, a W&B run).
+        self._last = (time.perf_counter(), int(step))
         self.dispatcher.submit(
             "lerax_on_training_start",
             run_name=run_name,

@@ -79,7 +79,8 @@ class LoggingCallback(AbstractCallback):
       episodes that finished during this iteration (NaN means mean of none);
     - `train/<entry>` for every entry of the training log (losses, entropy,
       `train/learning_rate`, ...);
-    - `time/iteration` and, from the host clock, `time/steps_per_second`.
+    - `time/iteration` and, from the host clock, `time/steps_per_second`
+      (since the previous iteration sent, or since training started).
 
     At training start every backend gets a run name (`name`, or algorithm, env,
     time and a unique suffix) and the hyper-parameters of the algorithm, the env
@@ -175,6 +176,7 @@ class LoggingCallback(AbstractCallback):
         token = host.call(
             "start",
             self.handle,
+            ctx.timestep,
             ctx.total_timesteps,
             after=ctx.state.token,
             hyperparameters=settings,

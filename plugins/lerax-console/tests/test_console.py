@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from lerax.algorithm import PPO
-from lerax.callback import make
+from lerax.callback import AbstractLoggingBackend, LoggingCallback, make
 from lerax.env.classic_control import CartPole
 from lerax.plugin import get_registry
 from lerax.policy import MLPActorCriticPolicy
@@ -254,6 +254,49 @@ def test_speed_and_time_left_come_from_the_training_loop_timing():
     # 1,500 steps in 5 + 2.5 seconds: 200 steps/s; 98,000 steps left: 490 s
     assert lines[-2].endswith("| 200 steps/s | 0:08:10 left")
     assert lines[-1].startswith("stopped: step 2,000/100,000 (2.0%) | 200 steps/s")
+
+
+class SlowStart(AbstractLoggingBackend):
+    """A backend that takes half a second to start (a first import, a W&B run)."""
+
+    def lerax_on_training_start(self, run_name, hyperparameters):
+        time.sleep(0.5)
+
+    def lerax_on_iteration(self, step, metrics):
+        pass
+
+    def lerax_close(self):
+        pass
+
+
+def test_speed_is_right_from_the_first_line_behind_a_slow_backend():
+    # Events wait while the backend before this one starts; the speed must come
+    # from the training loop's timing, not from when this backend heard of the start.
+    console = Console(file=io.StringIO(), width=200)
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    # Iterations of 8,192 steps: timed from when the console heard of the start,
+    # the first would look several times faster than the whole run.
+    algo = PPO(num_envs=64, num_steps=128, num_epochs=1, num_minibatches=2)
+    backend = ConsoleBackend(console=console, plain_every=1)
+    with LoggingCallback([SlowStart(), backend]) as logger:
+        algo.learn(
+            env,
+            policy,
+            4 * algo.steps_per_iteration,
+            key=jax.random.key(1),
+            callback=logger,
+        )
+    lines = console.file.getvalue().splitlines()
+    speeds = [
+        float(match.group(1).replace(",", ""))
+        for line in lines
+        if (match := re.search(r"\| ([\d,]+) steps/s", line))
+    ]
+    assert len(speeds) == 5, lines  # four iterations and the final line
+    first, overall = speeds[0], speeds[-1]
+    assert first < 2 * overall, lines  # timed by the console, it was 5x
+    assert first > overall / 20, lines  # a first iteration may run slower
 
 
 # ------------------------------------------------------------ the plain lines
