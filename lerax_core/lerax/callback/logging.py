@@ -80,7 +80,7 @@ class LoggingCallback(AbstractCallback):
     - `train/<entry>` for every entry of the training log (losses, entropy,
       `train/learning_rate`, ...);
     - `time/iteration` and, from the host clock, `time/steps_per_second`
-      (since the previous iteration sent, or since training started).
+      (since the previous row sent, or for the first since training started).
 
     At training start every backend gets a run name (`name`, or algorithm, env,
     time and a unique suffix) and the hyper-parameters of the algorithm, the env
