@@ -10,7 +10,7 @@ It prints two tables and which targets pass:
 1. Lerax's PPO defaults with (i) no callback, (ii) a no-op user callback
    (`on_step` and `on_iteration` return the state) and (iii) a callback making one
    host call per iteration, sending two scalars with `jax.debug.callback` and,
-   the way docs/callbacks.md recommends, with `lerax.callback.host.call` (which
+   the way docs/callbacks.md recommends, with `lerax.host.call` (which
    skips JAX's `device_put` of every operand); targets: >= 100k steps/s for
    (i), overhead of (ii) <= 1 % and of (iii) <= 2 %. For reference it also
    times a `LoggingCallback` whose backend does nothing: the cost of Lerax's
@@ -57,7 +57,7 @@ from lerax.callback import (
     host,
 )
 from lerax.env.classic_control import CartPole
-from lerax.plugin.backend import AbstractLoggingBackend
+from lerax.plugin import AbstractLoggingBackend
 from lerax.policy import MLPActorCriticPolicy
 
 TARGET_STEPS_PER_SECOND = 100_000
@@ -112,7 +112,7 @@ class Sink:
 
 
 class HostModuleCall(AbstractStatelessCallback):
-    """The same two scalars per iteration, through `lerax.callback.host.call`."""
+    """The same two scalars per iteration, through `lerax.host.call`."""
 
     handle: jax.Array
 
@@ -360,7 +360,7 @@ def main() -> None:
         ),
         (
             f"host call per iteration overhead <= {TARGET_HOST_OVERHEAD:g}%, "
-            f"lerax.callback.host.call ({host_overhead:+.2f}%)",
+            f"lerax.host.call ({host_overhead:+.2f}%)",
             host_overhead <= TARGET_HOST_OVERHEAD,
         ),
     ]

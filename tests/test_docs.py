@@ -14,10 +14,10 @@ import re
 import unittest
 from pathlib import Path
 
-import pluggy
 import pytest
 
-from lerax.plugin import hookspecs, reload_registry
+from lerax.plugin import reload_registry
+from lerax.plugin.registry import LeraxPluginManager
 
 try:
     from sybil import Sybil
@@ -136,8 +136,7 @@ HOOK_HEADING = re.compile(r"^#{2,6}\s+`?(lerax_\w+)\(([^)]*)\)`?\s*$", re.MULTIL
 
 
 def _hook_specs() -> dict[str, list[str]]:
-    manager = pluggy.PluginManager("lerax")
-    manager.add_hookspecs(hookspecs)
+    manager = LeraxPluginManager()
     return {
         name: list(getattr(manager.hook, name).spec.argnames)
         for name in dir(manager.hook)

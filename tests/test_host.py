@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lerax.callback import host
+from lerax import host
 
 
 class Recorder:

@@ -156,10 +156,9 @@ def test_failing_backend_is_reported_once_and_others_get_everything():
 
 def test_slow_backend_does_not_stall_training_and_loses_nothing():
     slow = Recorder(delay=0.3)
+    with LoggingCallback([Recorder()]) as warm_up:
+        train(warm_up, iterations=1)  # compile first; the loop is shared
     logger = LoggingCallback([slow])
-    train(logger, iterations=1)  # compile first
-    logger.close()
-    slow.events.clear()
     start = time.perf_counter()
     train(logger)
     trained_in = time.perf_counter() - start
@@ -168,21 +167,25 @@ def test_slow_backend_does_not_stall_training_and_loses_nothing():
     assert len(slow.iterations()) == ITERATIONS, "close() delivers everything queued"
 
 
-def test_close_is_idempotent_and_the_logger_is_reusable():
+def test_one_logger_logs_several_runs_until_closed_then_frees_its_host_side():
+    from lerax import host
+
     recorder = Recorder()
     logger = LoggingCallback(recorder)
     train(logger, iterations=2)
+    train(logger, iterations=2)
+    assert [e[0] for e in recorder.events].count("start") == 2
     logger.close()
     logger.close()
     assert recorder.closes == 1
-    train(logger, iterations=2)
-    logger.close()
-    assert recorder.closes == 2
-    assert [e[0] for e in recorder.events].count("start") == 2
+    with pytest.raises(LookupError, match="cannot be reused"):
+        host.lookup(logger.handle)
+    with pytest.raises(Exception, match="cannot be reused"):
+        train(logger, iterations=1)
 
 
 def test_non_finite_metrics_reach_backends_as_such():
-    from lerax.callback._host_logger import HostLogger
+    from lerax.logging import HostLogger
 
     recorder = Recorder()
     host = HostLogger([recorder], None, close_at_end=False)

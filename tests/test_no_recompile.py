@@ -27,7 +27,7 @@ def test_second_learn_reuses_the_compiled_loop(
         jax.block_until_ready(trained)
     # The counters work: the first call traced and compiled the loop.
     assert trace_counter.count == 1
-    assert first.compiles_of("train") == 1, first.compiled
+    assert first.compiles_of("run_loop") == 1, first.compiled
 
     # Same arguments again.
     with compile_counter() as second:
@@ -36,7 +36,7 @@ def test_second_learn_reuses_the_compiled_loop(
         )
         jax.block_until_ready(again)
     assert trace_counter.count == 1
-    assert second.compiles_of("train") == 0, second.compiled
+    assert second.compiles_of("run_loop") == 0, second.compiled
     trees_equal(trained, again)  # and it is deterministic
 
     # Other values of the same shapes: total_timesteps (a traced array, also
@@ -61,7 +61,7 @@ def test_second_learn_reuses_the_compiled_loop(
         )
         jax.block_until_ready((longer, other_key, legacy_key, continued))
     assert trace_counter.count == 1
-    assert third.compiles_of("train") == 0, third.compiled
+    assert third.compiles_of("run_loop") == 0, third.compiled
 
     # The runs really differ (the new values were used, not a cached result).
     for result in (longer, other_key, continued):

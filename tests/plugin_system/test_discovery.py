@@ -2,9 +2,8 @@
 
 import pytest
 
-from lerax.callback import AbstractCallback, make, resolve_callback
+from lerax.callback import AbstractCallback, LoggingCallback, make, resolve_callback
 from lerax.callback.callback_list import CallbackList
-from lerax.callback.logging import LoggingCallback
 from lerax.plugin import AbstractLoggingBackend, get_registry, reload_registry
 
 FIRST_PARTY = {

@@ -1,16 +1,25 @@
-"""The algorithm interface: input checks and callback resolution shared by all."""
+"""The algorithm interface: what each algorithm writes, and `learn`, written once."""
 
 import numbers
+import warnings
 from abc import abstractmethod
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Key
+from equinox import AbstractClassVar, AbstractVar
+from jaxtyping import Array, Float, Int, Key, PyTree
 
+from lerax.algorithm.rollout import Rollout
 from lerax.env._env import AbstractEnv
-from lerax.policy._policy import AbstractActorCriticPolicy
+from lerax.policy._policy import AbstractPolicy
+
+StateT = TypeVar("StateT")
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training produced NaN or infinite policy parameters."""
 
 
 def _check_key(key: Any) -> Key[Array, ""]:
@@ -30,7 +39,7 @@ def _check_key(key: Any) -> Key[Array, ""]:
     )
 
 
-def _check_spaces(env: AbstractEnv, policy: AbstractActorCriticPolicy) -> None:
+def _check_spaces(env: AbstractEnv, policy: AbstractPolicy) -> None:
     for which in ("observation_space", "action_space"):
         env_space, policy_space = getattr(env, which), getattr(policy, which)
         if env_space != policy_space:
@@ -42,35 +51,139 @@ def _check_spaces(env: AbstractEnv, policy: AbstractActorCriticPolicy) -> None:
             )
 
 
-class AbstractAlgorithm(eqx.Module):
-    """A training algorithm: `learn` checks its inputs, then runs one jitted loop."""
+def _check_total_timesteps(total_timesteps: Any, steps_per_iteration: int, name: str):
+    if isinstance(total_timesteps, bool) or not isinstance(
+        total_timesteps, numbers.Integral
+    ):
+        raise TypeError(
+            f"total_timesteps must be a positive int, got {total_timesteps!r} "
+            f"({type(total_timesteps).__name__})."
+        )
+    if total_timesteps >= 2**31:
+        raise ValueError(
+            f"total_timesteps={total_timesteps} is too large: the step counter is "
+            f"a 32-bit integer, so ask for fewer than 2**31 steps per learn call "
+            f"(call learn again with the returned policy to train longer)."
+        )
+    if total_timesteps < steps_per_iteration:
+        raise ValueError(
+            f"total_timesteps={total_timesteps} is less than one iteration of "
+            f"{name} ({steps_per_iteration} steps = num_envs x num_steps); ask for "
+            f"at least {steps_per_iteration}."
+        )
+
+
+class AbstractAlgorithm(eqx.Module, Generic[StateT]):
+    """A training algorithm: an `init`, an `act` and an `update`, run by one loop.
+
+    Every algorithm trains through the same jitted loop (`lerax.algorithm._loop`),
+    which owns keys, the parallel environments, every callback hook, early
+    stopping, Ctrl-C and the stop reason, so callbacks and logging work the
+    same for all of them. An algorithm writes only what is its own, in the pure
+    init/update style of optax:
+
+    - `init(env, policy, num_iterations, key=...)`: its state (optimizer
+      state, replay buffer, target network, ...), a pytree;
+    - `act(policy, state, observation, key=...)`: the action for one
+      environment, and any extras its update needs (value, log-probability);
+    - `update(policy, state, rollout, key=...)`: learn from one
+      [`Rollout`][lerax.algorithm.Rollout] of `num_steps` steps of `num_envs`
+      environments; return the policy, the state and a training log with
+      the entries `training_log_names` (scalars);
+    - `check(env, policy)`: refuse, before anything compiles, an env or
+      policy it cannot train.
+    """
+
+    num_envs: AbstractVar[int]
+    """Parallel environments, stepped together with `vmap`."""
+    num_steps: AbstractVar[int]
+    """Steps per environment per iteration."""
+    training_log_names: AbstractClassVar[tuple[str, ...]]
+    """The entries of the training log that `update` returns."""
 
     @property
-    @abstractmethod
     def steps_per_iteration(self) -> int:
         """Environment steps collected per iteration (all parallel envs)."""
+        return self.num_envs * self.num_steps
 
     @abstractmethod
+    def check(self, env: AbstractEnv, policy: AbstractPolicy) -> None:
+        """Raise a `TypeError` or `ValueError` saying what to change if this
+        algorithm cannot train `policy` on `env`."""
+
+    @abstractmethod
+    def init(
+        self,
+        env: AbstractEnv,
+        policy: AbstractPolicy,
+        num_iterations: Int[Array, ""],
+        *,
+        key: Key[Array, ""],
+    ) -> StateT:
+        """The algorithm's state before the first iteration."""
+
+    @abstractmethod
+    def act(
+        self,
+        policy: AbstractPolicy,
+        state: StateT,
+        observation: Array,
+        *,
+        key: Key[Array, ""],
+    ) -> tuple[Array, PyTree]:
+        """The action to take at one environment's `observation`, and extras
+        for `update` (stored in `Rollout.extras`)."""
+
+    @abstractmethod
+    def update(
+        self,
+        policy: AbstractPolicy,
+        state: StateT,
+        rollout: Rollout,
+        *,
+        key: Key[Array, ""],
+    ) -> tuple[AbstractPolicy, StateT, dict[str, Float[Array, ""]]]:
+        """Learn from `rollout`: return the policy, the state and the training log."""
+
     def train(
         self,
         env: AbstractEnv,
-        policy: AbstractActorCriticPolicy,
+        policy: AbstractPolicy,
         callback: Any,
-        total_timesteps: Array,
+        total_timesteps: int | Int[Array, ""],
         *,
         key: Key[Array, ""],
-    ) -> AbstractActorCriticPolicy:
-        """The jitted training loop, called by `learn` with checked inputs."""
+    ) -> AbstractPolicy:
+        """The jitted training loop without `learn`'s checks, e.g. to `vmap` it.
+
+        `callback` must be one [`AbstractCallback`][lerax.callback.AbstractCallback]
+        (`resolve_callback` turns names and lists into one).
+        """
+        from lerax.algorithm._loop import run_loop
+        from lerax.algorithm.interrupt import poll_every
+
+        total = jnp.asarray(total_timesteps, jnp.int32)
+        result = run_loop(
+            self,
+            env,
+            policy,
+            callback,
+            total,
+            key,
+            poll_every=poll_every(self.steps_per_iteration),
+        )
+        return result.policy
 
     def learn(
         self,
         env: AbstractEnv,
-        policy: AbstractActorCriticPolicy,
+        policy: AbstractPolicy,
         total_timesteps: int,
         *,
         key: Key[Array, ""],
         callback: Any = None,
-    ) -> AbstractActorCriticPolicy:
+        stop_on_divergence: bool = True,
+    ) -> AbstractPolicy:
         """Train `policy` on `env` for `total_timesteps` steps; return the trained policy.
 
         `callback` is a callback, a logging backend, a registered plugin name
@@ -78,57 +191,66 @@ class AbstractAlgorithm(eqx.Module):
         anything compiles. The loop compiles once per set of shapes: calling
         `learn` again with the same kinds of arguments reuses it.
 
-        Ctrl-C ends training within a fraction of a second, at an iteration
-        boundary; the callbacks' `on_training_end` runs, then `TrainingInterrupted`
-        is raised carrying the policy.
+        Ctrl-C (or SIGTERM) ends training within a fraction of a second, at an
+        iteration boundary; the callbacks' `on_training_end` runs, then
+        `TrainingInterrupted` is raised carrying the policy.
+
+        If an update makes the policy's parameters NaN or infinite, training
+        stops there (stop reason `"diverged"`), the last finite policy is
+        returned and a `DivergenceWarning` says at which iteration; with
+        `stop_on_divergence=False` training goes on and the warning still comes.
         """
+        from lerax.algorithm._loop import run_loop
         from lerax.algorithm.interrupt import (
-            StopOnInterrupt,
             TrainingInterrupted,
+            poll_every,
             run_interruptibly,
         )
-        from lerax.callback.callback_list import CallbackList
         from lerax.callback.resolve import resolve_callback
 
         if not isinstance(env, AbstractEnv):
             raise TypeError(f"env must be an AbstractEnv, got {type(env).__name__}.")
-        if not isinstance(policy, AbstractActorCriticPolicy):
+        if not isinstance(policy, AbstractPolicy):
             raise TypeError(
-                f"policy must be an AbstractActorCriticPolicy, got "
-                f"{type(policy).__name__}."
+                f"policy must be an AbstractPolicy, such as MLPActorCriticPolicy "
+                f"or MLPQPolicy, got {type(policy).__name__}."
             )
         _check_spaces(env, policy)
-        if isinstance(total_timesteps, bool) or not isinstance(
-            total_timesteps, numbers.Integral
-        ):
-            raise TypeError(
-                f"total_timesteps must be a positive int, got {total_timesteps!r} "
-                f"({type(total_timesteps).__name__})."
-            )
-        if total_timesteps >= 2**31:
-            raise ValueError(
-                f"total_timesteps={total_timesteps} is too large: the step counter is "
-                f"a 32-bit integer, so ask for fewer than 2**31 steps per learn call "
-                f"(call learn again with the returned policy to train longer)."
-            )
-        if total_timesteps < self.steps_per_iteration:
-            raise ValueError(
-                f"total_timesteps={total_timesteps} is less than one iteration of "
-                f"{type(self).__name__} ({self.steps_per_iteration} steps = "
-                f"num_envs x num_steps); ask for at least {self.steps_per_iteration}."
-            )
+        self.check(env, policy)
+        _check_total_timesteps(
+            total_timesteps, self.steps_per_iteration, type(self).__name__
+        )
         key = _check_key(key)
-        callback = CallbackList(
-            [
-                resolve_callback(callback),
-                StopOnInterrupt(self.steps_per_iteration),
-            ]
-        )
-        trained, interrupted = run_interruptibly(
-            lambda: self.train(
-                env, policy, callback, jnp.asarray(total_timesteps, jnp.int32), key=key
+        callback = resolve_callback(callback)
+        total = jnp.asarray(total_timesteps, jnp.int32)
+        result, signum = run_interruptibly(
+            lambda: run_loop(
+                self,
+                env,
+                policy,
+                callback,
+                total,
+                key,
+                poll_every=poll_every(self.steps_per_iteration),
+                stop_on_divergence=bool(stop_on_divergence),
             )
         )
-        if interrupted:
-            raise TrainingInterrupted(trained)
-        return trained
+        assert result is not None
+        diverged_at = int(result.diverged_at)
+        if diverged_at >= 0:
+            what = "stopped there" if stop_on_divergence else "training went on"
+            warnings.warn(
+                f"{type(self).__name__} diverged at iteration {diverged_at} (step "
+                f"{diverged_at * self.steps_per_iteration}): the policy's parameters "
+                f"became NaN or infinite; {what}"
+                + (
+                    ", and the last finite policy is returned."
+                    if stop_on_divergence
+                    else "."
+                ),
+                DivergenceWarning,
+                stacklevel=2,
+            )
+        if signum is not None:
+            raise TrainingInterrupted(result.policy, signum)
+        return result.policy

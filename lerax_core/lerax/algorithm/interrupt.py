@@ -1,116 +1,155 @@
-"""Ctrl-C stops a jitted `learn` at the end of the current iteration.
+"""Ctrl-C and SIGTERM stop a jitted `learn` at the end of the current iteration.
 
-A compiled training loop cannot see Python's signal handlers: the main thread is
-blocked inside XLA until training ends. So `learn` runs the loop on a worker
-thread while the main thread waits in Python, where a first Ctrl-C sets a flag
-that the loop polls every few iterations (in `continue_training`, never per step).
-Training then ends normally at that iteration, every callback's `on_training_end` runs and logging
-backends flush, and [`TrainingInterrupted`][lerax.algorithm.TrainingInterrupted]
-is raised with the policy reached. A second Ctrl-C stops waiting at once.
+A compiled training loop cannot see Python's signal handlers: the thread that
+runs it is blocked inside XLA until training ends. So `learn` runs the loop on
+a worker thread while the main thread waits in Python, where a first Ctrl-C
+(or SIGTERM, what schedulers send before killing a job) sets a flag that the
+loop polls every few iterations, never per step. Training then ends normally
+at that iteration, every callback's `on_training_end` runs and logging backends
+flush, and [`TrainingInterrupted`][lerax.algorithm.TrainingInterrupted] is
+raised with the policy reached. A second Ctrl-C stops waiting at once.
+
+The worker thread runs with the caller's JAX settings (`jax.disable_jit()`,
+`jax.debug_nans(True)`, ...), which JAX keeps per thread.
 """
 
+import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Key
+from jaxtyping import Array, Bool
 
-from lerax.callback import host
-from lerax.callback._callback import AbstractStatelessCallback
-from lerax.callback.context import IterationContext
+from lerax import host
 
 T = TypeVar("T")
 
 _requested = threading.Event()
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped `learn`; `policy` is the policy trained up to that point."""
-
-    def __init__(self, policy: Any):
-        super().__init__("training interrupted; the policy reached is in .policy")
-        self.policy = policy
-
-
-def interrupt_requested() -> bool:
-    """Whether Ctrl-C asked the current `learn` to stop."""
-    return _requested.is_set()
-
+_signal_received: list[int] = []
 
 POLL_EVERY_STEPS = 2**14
 """Environment steps between two polls for Ctrl-C (a fraction of a second)."""
 POLL_AT_LEAST_EVERY = 64
 """Iterations between two polls at most, however small the iterations."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals that stop training at the next poll (SIGTERM: what schedulers send)."""
 
 
-class StopOnInterrupt(AbstractStatelessCallback):
-    """Ends training at the first poll after Ctrl-C was pressed.
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped `learn`; `policy` is the policy reached.
 
-    `learn` adds it to every run. It polls the host every `poll_every`
-    iterations (about `POLL_EVERY_STEPS` environment steps, and at least every
-    `POLL_AT_LEAST_EVERY` iterations), so its cost is a fraction of one host
-    call per iteration.
+    `policy` is `None` only when a second Ctrl-C stopped waiting before the
+    loop handed back its policy.
     """
 
-    poll_every: int = eqx.field(static=True)
-
-    def __init__(self, steps_per_iteration: int):
-        self.poll_every = min(
-            POLL_AT_LEAST_EVERY, max(1, POLL_EVERY_STEPS // steps_per_iteration)
+    def __init__(self, policy: Any, signum: int = signal.SIGINT):
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"training interrupted by {name}; the policy reached is in .policy"
         )
-
-    def continue_training(
-        self, ctx: IterationContext, *, key: Key[Array, ""]
-    ) -> Bool[Array, ""]:
-        def poll():
-            return host.ask(interrupt_requested, jnp.bool_)
-
-        stop = jax.lax.cond(
-            ctx.iteration % self.poll_every == 0, poll, lambda: jnp.asarray(False)
-        )
-        return ~stop
+        self.policy = policy
+        self.signum = signum
 
 
-def run_interruptibly(train: Callable[[], T]) -> tuple[T, bool]:
-    """Run `train()`, turning a first Ctrl-C into a stop request.
+def interrupt_requested() -> bool:
+    """Whether Ctrl-C or SIGTERM asked the current `learn` to stop."""
+    return _requested.is_set()
 
-    Returns `(result, interrupted)`. Off the main thread (where Python cannot
-    handle signals) `train` simply runs.
+
+def poll_every(steps_per_iteration: int) -> int:
+    """Iterations between two polls: about `POLL_EVERY_STEPS` environment steps,
+    and at most `POLL_AT_LEAST_EVERY` iterations."""
+    return min(POLL_AT_LEAST_EVERY, max(1, POLL_EVERY_STEPS // steps_per_iteration))
+
+
+def poll_interrupt() -> Bool[Array, ""]:
+    """From traced code: whether a stop was requested (one host call)."""
+    return host.ask(interrupt_requested, jnp.bool_)
+
+
+def _jax_thread_settings() -> Callable[[], contextlib.ExitStack]:
+    """A way to re-enter, on another thread, the JAX settings of this one.
+
+    JAX keeps context-manager settings (`disable_jit`, `debug_nans`,
+    `default_device`, ...) per thread; a worker thread would silently drop
+    them. Reads JAX's table of settings; if a JAX version lacks it, the
+    public context managers that matter most for training are carried.
+    """
+    try:
+        from jax._src.config import config_states
+
+        states = list(config_states.values())
+    except ImportError:  # pragma: no cover - a JAX without the table
+        states = [jax.disable_jit, jax.debug_nans, jax.debug_infs]
+    local = [
+        (state, state.value)
+        for state in states
+        if hasattr(state, "get_global") and state.value != state.get_global()
+    ]
+
+    def enter() -> contextlib.ExitStack:
+        stack = contextlib.ExitStack()
+        for state, value in local:
+            stack.enter_context(state(value))
+        return stack
+
+    return enter
+
+
+@contextlib.contextmanager
+def _stop_signals_handled(on_signal: Callable[[int, Any], None]) -> Iterator[None]:
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_interruptibly(train: Callable[[], T]) -> tuple[T | None, int | None]:
+    """Run `train()`, turning a first Ctrl-C or SIGTERM into a stop request.
+
+    Returns `(result, signum)`: `signum` is the signal that asked training to
+    stop, or `None`. A second Ctrl-C raises `TrainingInterrupted` without a
+    policy. Off the main thread (where Python cannot handle signals) `train`
+    simply runs.
     """
     _requested.clear()
+    _signal_received.clear()
     if threading.current_thread() is not threading.main_thread():
-        return train(), False
+        return train(), None
 
     outcome: dict[str, Any] = {}
+    settings = _jax_thread_settings()
 
     def worker() -> None:
         try:
-            outcome["result"] = jax.block_until_ready(train())
+            with settings():
+                outcome["result"] = jax.block_until_ready(train())
         except BaseException as error:  # re-raised on the calling thread
             outcome["error"] = error
 
-    def on_interrupt(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         if _requested.is_set():
-            raise KeyboardInterrupt
+            raise TrainingInterrupted(None, _signal_received[0])
+        _signal_received.append(signum)
         _requested.set()
         print(
-            "Stopping after this iteration (Ctrl-C again to stop waiting).",
+            f"{signal.Signals(signum).name}: stopping after this iteration "
+            f"(Ctrl-C again to stop waiting).",
             file=sys.stderr,
+            flush=True,
         )
 
     thread = threading.Thread(target=worker, name="lerax-learn", daemon=True)
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
+    with _stop_signals_handled(on_signal):
         thread.start()
         while thread.is_alive():
             thread.join(0.05)
-    finally:
-        signal.signal(signal.SIGINT, previous)
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["result"], _requested.is_set()
+    return outcome["result"], (_signal_received[0] if _signal_received else None)

@@ -1,5 +1,6 @@
-"""Collect a rollout from parallel environments, calling `on_step` per environment."""
+"""Step parallel environments for one rollout, calling `on_step` per environment."""
 
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
@@ -10,7 +11,10 @@ from jaxtyping import Array, Bool, Float, Int, Key, PyTree
 from lerax.callback._callback import AbstractCallback
 from lerax.callback.context import StepContext
 from lerax.env._env import AbstractEnv
-from lerax.policy._policy import AbstractActorCriticPolicy
+from lerax.policy._policy import AbstractPolicy
+
+Act = Callable[[Array, Key[Array, ""]], tuple[Array, PyTree]]
+"""`act(observation, key) -> (action, extras)` for one environment."""
 
 
 class EnvCarry(eqx.Module):
@@ -22,41 +26,54 @@ class EnvCarry(eqx.Module):
     episode_length: Int[Array, " N"]
 
 
-class Transitions(eqx.Module):
-    """One rollout, with leading axes `[time, env]`."""
+class Rollout(eqx.Module):
+    """One rollout of every environment: leading axes `[time, env]`.
+
+    `next_observation` is where each step led, the episode's final observation
+    when it ended (for bootstrapping truncated episodes and for replay), and
+    `last_observation` (`[env]`) is where each environment continues from.
+    `extras` is whatever the algorithm's `act` returned besides the action
+    (a value and a log-probability for actor-critic algorithms).
+    """
 
     observation: Array
     action: Array
-    log_prob: Float[Array, "T N"]
-    value: Float[Array, "T N"]
     reward: Float[Array, "T N"]
-    done: Bool[Array, "T N"]
+    terminated: Bool[Array, "T N"]
+    truncated: Bool[Array, "T N"]
+    next_observation: Array
+    extras: PyTree
+    last_observation: Array
+
+    @property
+    def done(self) -> Bool[Array, "T N"]:
+        """The episode ended at this step, by termination or time limit."""
+        return self.terminated | self.truncated
 
 
 def collect_rollout(
     env: AbstractEnv,
-    policy: AbstractActorCriticPolicy,
+    policy: AbstractPolicy,
+    act: Act,
     callback: AbstractCallback,
     carry: EnvCarry,
     step_state: PyTree,
     hook_fields: dict[str, Any],
     *,
     num_steps: int,
-    gamma: float,
     key: Key[Array, ""],
-) -> tuple[EnvCarry, PyTree, Transitions]:
-    """Run `num_steps` steps of every environment in `carry`.
+) -> tuple[EnvCarry, PyTree, Rollout]:
+    """Run `num_steps` steps of every environment in `carry`, acting with `act`.
 
-    Truncated episodes get `gamma * V(final observation)` added to their last
-    reward so that time limits do not look like failures. `hook_fields` are the
-    loop-level fields of every `StepContext` (env, optimizer state, training log,
-    locals).
+    `on_step` runs once per environment per step. `hook_fields` are the
+    loop-level fields of every `StepContext` (env, algorithm state, training
+    log, locals).
     """
     num_envs = carry.observation.shape[0]
 
     def one_env(env_state, obs, ep_return, ep_length, own_step_state, key):
         act_key, env_key, hook_key = jax.random.split(key, 3)
-        action, value, log_prob = policy(obs, key=act_key)
+        action, extras = act(obs, act_key)
         next_state, next_obs, reward, terminated, truncated, final_obs = (
             env.auto_reset_step(env_state, action, key=env_key)
         )
@@ -79,18 +96,18 @@ def collect_rollout(
             ),
             key=hook_key,
         )
-        transition = Transitions(obs, action, log_prob, value, reward, done)
-        return (
+        step = (obs, action, reward, terminated, truncated, final_obs, extras)
+        carried = (
             next_state,
             next_obs,
             jnp.where(done, 0.0, ep_return),
             jnp.where(done, 0, ep_length),
-            own_step_state,
-        ), (transition, truncated, final_obs)
+        )
+        return carried, own_step_state, step
 
     def step(loop_carry, key):
         env_carry, step_state = loop_carry
-        out, transition = jax.vmap(one_env)(
+        carried, step_state, transition = jax.vmap(one_env)(
             env_carry.state,
             env_carry.observation,
             env_carry.episode_return,
@@ -98,25 +115,10 @@ def collect_rollout(
             step_state,
             jax.random.split(key, num_envs),
         )
-        return (EnvCarry(*out[:4]), out[4]), transition
+        return (EnvCarry(*carried), step_state), transition
 
-    (carry, step_state), (transitions, truncated, final_obs) = jax.lax.scan(
+    (carry, step_state), steps = jax.lax.scan(
         step, (carry, step_state), jax.random.split(key, num_steps)
     )
-    # Bootstrap truncated episodes after the rollout, in one batched pass of the
-    # critic and only when some episode was truncated: the policy does not change
-    # during a rollout, so this is the value `V(final observation)` each step would
-    # have computed, without a second critic pass per step.
-    bootstrap = jax.lax.cond(
-        jnp.any(truncated),
-        lambda: jnp.where(
-            truncated,
-            gamma * jax.vmap(jax.vmap(policy.value))(final_obs),
-            0.0,
-        ).astype(transitions.reward.dtype),
-        lambda: jnp.zeros_like(transitions.reward),
-    )
-    transitions = eqx.tree_at(
-        lambda t: t.reward, transitions, transitions.reward + bootstrap
-    )
-    return carry, step_state, transitions
+    rollout = Rollout(*steps, last_observation=carry.observation)
+    return carry, step_state, rollout

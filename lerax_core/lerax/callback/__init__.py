@@ -2,10 +2,13 @@
 
 Callbacks and logging backends provided by plugins are importable from here too,
 e.g. `from lerax.callback import ConsoleBackend` once `lerax-console` is installed.
+`LoggingCallback` and `AbstractLoggingBackend` live in [`lerax.logging`][] and
+are importable from here as well.
 """
 
 from typing import Any
 
+from lerax import host
 from lerax.callback._callback import (
     AbstractCallback,
     AbstractStatelessCallback,
@@ -17,11 +20,11 @@ from lerax.callback.context import (
     IterationContext,
     ResetContext,
     StepContext,
+    StopReason,
     TrainingContext,
 )
-from lerax.callback.logging import LoggingCallback
 from lerax.callback.resolve import make, resolve_callback
-from lerax.plugin.backend import AbstractLoggingBackend
+from lerax.plugin.hookspecs import AbstractLoggingBackend
 
 __all__ = [
     "AbstractCallback",
@@ -34,14 +37,22 @@ __all__ = [
     "LoggingCallback",
     "ResetContext",
     "StepContext",
+    "StopReason",
     "TrainingContext",
+    "host",
     "make",
     "resolve_callback",
 ]
 
 
 def __getattr__(attribute: str) -> Any:
-    """Resolve plugin-provided classes such as `ConsoleBackend` through the registry."""
+    """`LoggingCallback` from [`lerax.logging`][] (imported on first use: that
+    package imports this one), and plugin-provided classes such as
+    `ConsoleBackend` through the registry."""
+    if attribute == "LoggingCallback":
+        from lerax.logging import LoggingCallback
+
+        return LoggingCallback
     from lerax.plugin.registry import (
         FIRST_PARTY_EXPORTS,
         UnknownNameError,

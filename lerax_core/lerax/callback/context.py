@@ -1,10 +1,13 @@
 """The contexts passed to callback hooks: a snapshot of the training loop.
 
-Every context carries the environment, the policy, the optimizer state, the latest
-training log, the callback's own state and a `locals` dict of further loop values.
-They are pytrees, built and consumed inside the jitted loop.
+Every context carries the environment, the policy, the algorithm's state (its
+optimizer state, replay buffer, target network, ... as one pytree), the latest
+training log, the callback's own state and a `locals` dict of further loop
+values. They are pytrees, built and consumed inside the jitted loop, and the
+same for every algorithm.
 """
 
+import enum
 from typing import Any
 
 import equinox as eqx
@@ -12,26 +15,55 @@ from equinox import AbstractVar
 from jaxtyping import Array, Bool, Float, Int, PyTree
 
 from lerax.env._env import AbstractEnv
-from lerax.policy._policy import AbstractActorCriticPolicy
+from lerax.policy._policy import AbstractPolicy
+
+
+class StopReason(enum.IntEnum):
+    """Why training ended, as the loop reports it (`TrainingContext.stop_reason`).
+
+    Backends receive the lowercase name (`"completed"`, ...) in
+    `lerax_on_training_end`.
+    """
+
+    RUNNING = 0
+    """Not ended: the value during training and at `on_training_start`."""
+    COMPLETED = 1
+    """Every requested iteration ran."""
+    STOPPED = 2
+    """A callback's `continue_training` returned `False`."""
+    INTERRUPTED = 3
+    """Ctrl-C or SIGTERM asked `learn` to stop."""
+    DIVERGED = 4
+    """The policy's parameters became NaN or infinite; the last finite ones are kept."""
+
+    @property
+    def label(self) -> str:
+        """The name backends receive: `"completed"`, `"stopped"`, ..."""
+        return self.name.lower()
 
 
 class AbstractContext(eqx.Module):
     """What every hook sees."""
 
     env: AbstractVar[AbstractEnv]
-    policy: AbstractVar[AbstractActorCriticPolicy]
-    opt_state: AbstractVar[PyTree]
+    policy: AbstractVar[AbstractPolicy]
+    algorithm_state: AbstractVar[PyTree]
     training_log: AbstractVar[dict[str, Float[Array, ""]]]
     state: AbstractVar[PyTree]
     locals: AbstractVar[dict[str, Any]]
+
+    @property
+    def opt_state(self) -> PyTree:
+        """The optimizer state, `algorithm_state.opt_state`, or `None` if it has none."""
+        return getattr(self.algorithm_state, "opt_state", None)
 
 
 class ResetContext(AbstractContext):
     """Passed to `reset` (where `state` is `None`) and to `step_reset`."""
 
     env: AbstractEnv
-    policy: AbstractActorCriticPolicy
-    opt_state: PyTree
+    policy: AbstractPolicy
+    algorithm_state: PyTree
     training_log: dict[str, Float[Array, ""]]
     state: PyTree
     locals: dict[str, Any]
@@ -46,8 +78,8 @@ class StepContext(AbstractContext):
     """
 
     env: AbstractEnv
-    policy: AbstractActorCriticPolicy
-    opt_state: PyTree
+    policy: AbstractPolicy
+    algorithm_state: PyTree
     training_log: dict[str, Float[Array, ""]]
     state: PyTree
     locals: dict[str, Any]
@@ -64,13 +96,15 @@ class StepContext(AbstractContext):
 class IterationContext(AbstractContext):
     """Passed to `on_iteration` and `continue_training` after each update.
 
-    `step_state` holds every environment's step state (leading axis: environment).
-    `iteration` counts finished iterations; `timestep` counts environment steps.
+    `step_state` holds every environment's step state (leading axis:
+    environment). `iteration` counts finished iterations; `timestep` counts
+    environment steps. In `continue_training`, `state` is what `on_iteration`
+    just returned.
     """
 
     env: AbstractEnv
-    policy: AbstractActorCriticPolicy
-    opt_state: PyTree
+    policy: AbstractPolicy
+    algorithm_state: PyTree
     training_log: dict[str, Float[Array, ""]]
     state: PyTree
     locals: dict[str, Any]
@@ -83,11 +117,13 @@ class TrainingContext(AbstractContext):
     """Passed to `on_training_start` and `on_training_end`.
 
     `algorithm` is the algorithm being run, for its hyper-parameters.
+    `stop_reason` is a [`StopReason`][lerax.callback.StopReason] code:
+    `RUNNING` at the start, why training ended at the end.
     """
 
     env: AbstractEnv
-    policy: AbstractActorCriticPolicy
-    opt_state: PyTree
+    policy: AbstractPolicy
+    algorithm_state: PyTree
     training_log: dict[str, Float[Array, ""]]
     state: PyTree
     locals: dict[str, Any]
@@ -95,3 +131,4 @@ class TrainingContext(AbstractContext):
     iteration: Int[Array, ""]
     timestep: Int[Array, ""]
     total_timesteps: Int[Array, ""]
+    stop_reason: Int[Array, ""]

@@ -4,7 +4,7 @@ from typing import Any
 
 from lerax.callback._callback import AbstractCallback, EmptyCallback
 from lerax.callback.callback_list import CallbackList
-from lerax.plugin.backend import AbstractLoggingBackend
+from lerax.plugin.hookspecs import AbstractLoggingBackend
 from lerax.plugin.registry import lookup
 
 ACCEPTED = (
@@ -41,7 +41,7 @@ def resolve_callback(callback: Any) -> AbstractCallback:
     so the host is crossed once per iteration however many there are, and which
     closes them when training ends.
     """
-    from lerax.callback.logging import LoggingCallback
+    from lerax.logging.callback import LoggingCallback
 
     items = list(callback) if isinstance(callback, list | tuple) else [callback]
     callbacks: list[AbstractCallback] = []

@@ -4,8 +4,7 @@ Importing this package is cheap (pluggy and the standard library only); plugins
 are discovered on first use of [`get_registry`][lerax.plugin.get_registry].
 """
 
-from lerax.plugin.backend import AbstractLoggingBackend
-from lerax.plugin.hookspecs import hookimpl, hookspec
+from lerax.plugin.hookspecs import AbstractLoggingBackend, hookimpl, hookspec
 from lerax.plugin.registry import (
     DISABLE_VARIABLE,
     ENTRY_POINT_GROUP,

@@ -2,15 +2,16 @@
 
 A plugin is a module (or object) listed under the entry-point group `lerax` whose
 functions are named after these hooks and marked with [`hookimpl`][lerax.hookimpl].
-Registration hooks run once, when plugins are first needed; logging hooks run on
-the host once per training iteration, never per environment step.
+Registration hooks run once, when plugins are first needed.
 
-Logging backends ([`AbstractLoggingBackend`][lerax.callback.AbstractLoggingBackend])
-implement the four logging hooks as methods.
+The four logging hooks are the methods of
+[`AbstractLoggingBackend`][lerax.logging.AbstractLoggingBackend], defined below:
+they run on the host once per training iteration, never per environment step.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -57,35 +58,62 @@ def lerax_register_backends(register: Register) -> None:
     """
 
 
-@hookspec
-def lerax_on_training_start(run_name: str, hyperparameters: Mapping[str, Any]) -> None:
-    """A run starts: `run_name` is unique and readable, `hyperparameters` flat.
+class AbstractLoggingBackend(ABC):
+    """Somewhere metrics go: a terminal, event files, an experiment tracker.
 
-    Keys of `hyperparameters` are prefixed `algorithm/`, `env/` and `policy/`,
-    plus `run/total_timesteps` (the steps `learn` was asked for, for progress
-    displays); values are `bool`, `int`, `float` or `str`.
+    Its four methods are the logging hook specs: a backend implements them as
+    methods, and Lerax calls them through pluggy, which checks their signatures
+    when the backend is handed to a
+    [`LoggingCallback`][lerax.logging.LoggingCallback]. They run on the host,
+    on a worker thread of the backend's own, fed in order; they receive plain
+    Python values and are never called from inside the jitted loop.
+
+    Construct cheaply and fail early (bad paths, missing credentials) in
+    `__init__`; import heavy libraries there or inside the methods, not at
+    module level, so that plugin discovery stays fast.
     """
 
+    @hookspec
+    @abstractmethod
+    def lerax_on_training_start(
+        self, run_name: str, hyperparameters: Mapping[str, Any]
+    ) -> None:
+        """A run starts: `run_name` is unique and readable, `hyperparameters` flat.
 
-@hookspec
-def lerax_on_iteration(step: int, metrics: Mapping[str, float]) -> None:
-    """One training iteration finished at environment step `step`.
+        Keys of `hyperparameters` are prefixed `algorithm/`, `env/` and
+        `policy/`, plus `run/total_timesteps` (the steps `learn` was asked for,
+        for progress displays); values are `bool`, `int`, `float` or `str`.
+        Open files or runs here.
+        """
 
-    `metrics` maps stable names (`episode/return`, `train/policy_loss`, ...) to
-    Python floats, which may be NaN or infinite.
-    """
+    @hookspec
+    @abstractmethod
+    def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
+        """One training iteration finished at environment step `step`.
+
+        `metrics` maps stable names (`episode/return`, `train/policy_loss`, ...)
+        to Python floats, which may be NaN or infinite.
+        """
+
+    @hookspec
+    def lerax_on_training_end(self, step: int, reason: str) -> None:
+        """Training ended at environment step `step`.
+
+        `reason` says why: `"completed"` (all requested steps ran), `"stopped"`
+        (a callback's `continue_training` ended it early), `"interrupted"`
+        (Ctrl-C or SIGTERM) or `"diverged"` (the policy's parameters became
+        NaN or infinite). Optional: does nothing by default, and
+        implementations may leave `reason` out of their signature.
+        """
+        return None
+
+    @hookspec
+    @abstractmethod
+    def lerax_close(self) -> None:
+        """Flush and release everything. Must be idempotent."""
 
 
-@hookspec
-def lerax_on_training_end(step: int, reason: str) -> None:
-    """Training ended at environment step `step`.
-
-    `reason` is `"completed"` (all requested steps ran), `"stopped"` (a
-    callback's `continue_training` ended it early) or `"interrupted"` (Ctrl-C).
-    Implementations may leave `reason` out of their signature.
-    """
-
-
-@hookspec
-def lerax_close() -> None:
-    """Flush and release everything. Called once per backend; must be idempotent."""
+LOGGING_HOOKS = frozenset(
+    name for name in vars(AbstractLoggingBackend) if name.startswith("lerax_")
+)
+"""The hooks that logging backends implement as methods."""

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import pluggy
 
 from lerax.plugin import hookspecs
+from lerax.plugin.hookspecs import LOGGING_HOOKS
 
 ENTRY_POINT_GROUP = "lerax"
 """The entry-point group in which distributions declare Lerax plugins."""
@@ -20,15 +21,6 @@ DISABLE_VARIABLE = "LERAX_DISABLE_PLUGINS"
 
 Kind = Literal["callback", "backend"]
 
-LOGGING_HOOKS = frozenset(
-    {
-        "lerax_on_training_start",
-        "lerax_on_iteration",
-        "lerax_on_training_end",
-        "lerax_close",
-    }
-)
-"""Hooks that logging backends implement as methods; a plugin module may not."""
 Status = Literal["ok", "broken", "disabled"]
 
 FIRST_PARTY = {
@@ -59,6 +51,7 @@ class LeraxPluginManager(pluggy.PluginManager):
     def __init__(self) -> None:
         super().__init__("lerax")
         self.add_hookspecs(hookspecs)
+        self.add_hookspecs(hookspecs.AbstractLoggingBackend)
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         opts = super().parse_hookimpl_opts(plugin, name)

@@ -11,84 +11,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Key
 
 from lerax.env._env import AbstractEnv
-from lerax.env.spaces import AbstractSpace, Discrete
-from lerax.policy._policy import AbstractActorCriticPolicy
+from lerax.env.spaces import AbstractSpace
+from lerax.policy._mlp import discrete_actions, mlp_on_columns, orthogonal_mlp
+from lerax.policy.actor_critic import AbstractActorCriticPolicy
 from lerax.policy.distribution import AbstractDistribution, Categorical
-
-
-def _orthogonal_mlp(
-    in_size: int, out_size: int, width: int, depth: int, out_scale: float, *, key
-) -> eqx.nn.MLP:
-    """An MLP with orthogonal weights and zero biases, the usual PPO initialisation."""
-    mlp = eqx.nn.MLP(in_size, out_size, width, depth, activation=jnp.tanh, key=key)
-    keys = jax.random.split(key, len(mlp.layers))
-    init = jax.nn.initializers.orthogonal
-    layers = []
-    for i, (layer, k) in enumerate(zip(mlp.layers, keys, strict=True)):
-        scale = out_scale if i == len(mlp.layers) - 1 else math.sqrt(2)
-        weight = init(scale)(k, layer.weight.shape)
-        layer = eqx.tree_at(lambda lin: lin.weight, layer, weight)
-        layer = eqx.tree_at(lambda lin: lin.bias, layer, jnp.zeros_like(layer.bias))
-        layers.append(layer)
-    return eqx.tree_at(lambda m: m.layers, mlp, tuple(layers))
-
-
-def _elementwise(fn, x: Array) -> Array:
-    """Apply a scalar activation to every entry of a 2-D array (as the MLP does)."""
-    return jax.vmap(jax.vmap(fn))(x)
-
-
-@jax.custom_vjp
-def _linear_on_columns(weight: Array, x: Array) -> Array:
-    """`weight @ x`, differentiated with a materialised `weight.T`.
-
-    The gradient `weight.T @ dy` contracts the leading axis of both operands,
-    which XLA:CPU runs on a slow generic kernel; multiplying by an explicit
-    transposed copy of the (small) weight instead keeps it on the fast one.
-    """
-    return weight @ x
-
-
-def _linear_on_columns_fwd(weight, x):
-    return weight @ x, (weight, x)
-
-
-def _linear_on_columns_bwd(residuals, dy):
-    weight, x = residuals
-    weight_t = jax.lax.optimization_barrier(weight.T)  # a real transposed copy
-    return dy @ x.T, weight_t @ dy
-
-
-_linear_on_columns.defvjp(_linear_on_columns_fwd, _linear_on_columns_bwd)
-
-
-def _mlp_on_columns(mlp: eqx.nn.MLP, x: Float[Array, "in batch"]) -> Array:
-    """`mlp` applied to every column of `x`: `(out_size, batch)` (`(batch,)` for a
-    scalar output).
-
-    The same arithmetic as `jax.vmap(mlp, in_axes=1)`, written as one matrix
-    product per layer on feature-major activations. `vmap` lays batches out
-    sample-major, which costs XLA:CPU transposes and slower weight-gradient
-    products; this layout makes the PPO loss and its gradient up to ~25 %
-    cheaper.
-    """
-    for i, layer in enumerate(mlp.layers):
-        x = _linear_on_columns(layer.weight, x)
-        if layer.bias is not None:
-            x = x + layer.bias[:, None]
-        if i < len(mlp.layers) - 1:
-            x = _elementwise(mlp.activation, x)
-    x = _elementwise(mlp.final_activation, x)
-    return x[0] if mlp.out_size == "scalar" else x
-
-
-def _action_size(space: AbstractSpace) -> int:
-    if isinstance(space, Discrete):
-        return space.n
-    raise TypeError(
-        f"MLPActorCriticPolicy supports Discrete action spaces, got "
-        f"{type(space).__name__}; a Gaussian head for Box actions is not built yet."
-    )
 
 
 @final
@@ -114,10 +40,15 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy):
         self.observation_space = env.observation_space
         self.action_space = env.action_space
         self.width, self.depth = width, depth
-        self.actor = _orthogonal_mlp(
-            in_size, _action_size(env.action_space), width, depth, 0.01, key=actor_key
+        self.actor = orthogonal_mlp(
+            in_size,
+            discrete_actions(env.action_space, "MLPActorCriticPolicy"),
+            width,
+            depth,
+            0.01,
+            key=actor_key,
         )
-        self.critic = _orthogonal_mlp(
+        self.critic = orthogonal_mlp(
             in_size, "scalar", width, depth, 1.0, key=critic_key
         )
 
@@ -130,10 +61,10 @@ class MLPActorCriticPolicy(AbstractActorCriticPolicy):
     def evaluate_batch(
         self, observations: Array, actions: Array
     ) -> tuple[Float[Array, " B"], Float[Array, " B"], Float[Array, " B"]]:
-        """`jax.vmap(self.evaluate)`, computed feature-major (see `_mlp_on_columns`)."""
+        """`jax.vmap(self.evaluate)`, computed feature-major (see `lerax.policy._mlp.mlp_on_columns`)."""
         x = observations.reshape(observations.shape[0], -1).T
-        log_probs = jax.nn.log_softmax(_mlp_on_columns(self.actor, x), axis=0)
-        values = _mlp_on_columns(self.critic, x)
+        log_probs = jax.nn.log_softmax(mlp_on_columns(self.actor, x), axis=0)
+        values = mlp_on_columns(self.critic, x)
         taken = jnp.arange(log_probs.shape[0])[:, None] == actions.astype(jnp.int32)
         log_prob = jnp.sum(jnp.where(taken, log_probs, 0.0), axis=0)
         entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, axis=0)

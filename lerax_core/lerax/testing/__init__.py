@@ -1,4 +1,5 @@
-"""A conformance kit for plugin authors: run `check_plugin` in your plugin's tests.
+"""Conformance kits: `check_plugin` for plugin authors, `check_algorithm` for
+algorithm authors. Run them in your own tests.
 
 ```python
 from lerax.testing import check_plugin
@@ -8,7 +9,14 @@ def test_conformance(tmp_path):
 ```
 """
 
+from lerax.testing.algorithm_check import AlgorithmReport, check_algorithm
 from lerax.testing.conformance import ConformanceReport, check_plugin
 from lerax.testing.recording import RecordingBackend
 
-__all__ = ["ConformanceReport", "RecordingBackend", "check_plugin"]
+__all__ = [
+    "AlgorithmReport",
+    "ConformanceReport",
+    "RecordingBackend",
+    "check_algorithm",
+    "check_plugin",
+]

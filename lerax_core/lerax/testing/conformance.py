@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lerax.plugin.backend import AbstractLoggingBackend
+from lerax.plugin.hookspecs import AbstractLoggingBackend
 from lerax.plugin.registry import LeraxPluginManager, PluginInfo, reload_registry
 from lerax.testing.recording import RecordingBackend
 

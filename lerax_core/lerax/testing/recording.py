@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any, final
 
-from lerax.plugin.backend import AbstractLoggingBackend
+from lerax.plugin.hookspecs import AbstractLoggingBackend
 
 
 @final

@@ -2,7 +2,7 @@
 
 The bar is drawn on the host; the jitted loop crosses to it once at training
 start, once per iteration and once at training end, never per environment step.
-It reaches the bar through `lerax.callback.host`, as Lerax's `LoggingCallback`
+It reaches the bar through `lerax.host`, as Lerax's `LoggingCallback`
 does: compiled code holds only an integer handle, so every progress bar shares
 one compilation (`learn(..., callback="progress")` twice compiles once), and a
 token from the start call, kept in the state, orders the later calls after it.
@@ -28,12 +28,12 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from lerax import host
 from lerax.callback import (
     AbstractCallback,
     IterationContext,
     ResetContext,
     TrainingContext,
-    host,
 )
 
 
@@ -174,8 +174,14 @@ class ProgressBarCallback(AbstractCallback):
         return ctx.state
 
     def close(self) -> None:
-        """Stop showing the bar if a run left it on screen. Safe to call twice."""
-        self.host.stop()
+        """Stop showing the bar if a run left it on screen and free its host side;
+        the callback cannot be used for training after this. Safe to call twice."""
+        try:
+            bar = self.host
+        except LookupError:  # closed already
+            return
+        bar.stop()
+        host.release(self.handle)
 
     def __enter__(self) -> "ProgressBarCallback":
         return self

@@ -406,7 +406,7 @@ CTRL_C_WHILE_CLOSING = """
 import os, signal, time
 
 from lerax.plugin import AbstractLoggingBackend
-from lerax.plugin.dispatch import BackendDispatcher
+from lerax.logging import BackendDispatcher
 from lerax_wandb import WandbBackend
 
 

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from lerax.plugin.backend import AbstractLoggingBackend
-from lerax.plugin.dispatch import BackendDispatcher
+from lerax import host
+from lerax.callback.context import StopReason
+from lerax.logging.dispatch import BackendDispatcher
+from lerax.plugin.hookspecs import AbstractLoggingBackend
 
 _runs = itertools.count()
 
@@ -17,7 +19,8 @@ _runs = itertools.count()
 class HostLogger:
     """Names runs, times iterations, and hands events to a `BackendDispatcher`.
 
-    Reached from compiled code through [`lerax.callback.host`][].
+    Reached from compiled code through [`lerax.host`][] by its `handle`, which
+    lives until `close()`.
     """
 
     def __init__(
@@ -32,6 +35,7 @@ class HostLogger:
         self.close_at_end = close_at_end
         self.log_every = log_every
         self._last: tuple[float, int] | None = None
+        self.handle = host.register(self)
 
     def start(
         self,
@@ -80,13 +84,13 @@ class HostLogger:
         self._last = (now, step)
         self.dispatcher.submit("lerax_on_iteration", step=step, metrics=metrics)
 
-    def end(self, step: np.ndarray, completed: np.ndarray) -> None:
-        from lerax.algorithm.interrupt import interrupt_requested
-
-        if bool(completed):
-            reason = "completed"
-        else:
-            reason = "interrupted" if interrupt_requested() else "stopped"
+    def end(self, step: np.ndarray, stop_reason: np.ndarray) -> None:
+        reason = StopReason(int(stop_reason)).label
         self.dispatcher.submit("lerax_on_training_end", step=int(step), reason=reason)
         if self.close_at_end:
-            self.dispatcher.close()
+            self.close()
+
+    def close(self) -> None:
+        """Deliver pending events, close the backends and release the handle."""
+        self.dispatcher.close()
+        host.release(self.handle)

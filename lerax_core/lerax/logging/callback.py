@@ -1,0 +1,273 @@
+"""Log training metrics to pluggable backends, crossing to the host once per iteration."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, Key
+
+from lerax import host
+from lerax._hyperparameters import hyperparameters
+from lerax.callback._callback import AbstractCallback
+from lerax.callback.context import (
+    IterationContext,
+    ResetContext,
+    StepContext,
+    TrainingContext,
+)
+from lerax.logging.host_logger import HostLogger
+from lerax.plugin.hookspecs import AbstractLoggingBackend
+
+
+class EpisodeStats(eqx.Module):
+    """Per-environment sums over the episodes that finished during one rollout."""
+
+    returns: Float[Array, ""]
+    lengths: Float[Array, ""]
+    count: Float[Array, ""]
+
+
+class LoggingState(eqx.Module):
+    """What a `LoggingCallback` carries across iterations.
+
+    The exponential moving averages of episode return and length, and the
+    metrics of the last iteration, which are sent to the host during the next
+    one (or at training end). `token` comes from the host call at training
+    start; later host calls are ordered after it (see [`lerax.host`][]).
+    """
+
+    returns: Float[Array, ""]
+    lengths: Float[Array, ""]
+    seen: Float[Array, ""]
+    token: Int[Array, ""]
+    pending: Float[Array, " metrics"]
+    pending_step: Int[Array, ""]  # 0 until an iteration has finished
+
+
+def _metric_names(training_log: dict) -> tuple[str, ...]:
+    """The names of the metrics sent each iteration, in the order they are packed.
+
+    Training-log entries are sorted: the log's dict comes out of the training
+    loop's carry with its keys sorted, whatever order it went in.
+    """
+    return (
+        "episode/return",
+        "episode/length",
+        "episode/return_mean",
+        "episode/length_mean",
+        "episode/count",
+        "time/iteration",
+        *(f"train/{name}" for name in sorted(training_log)),
+    )
+
+
+class LoggingCallback(AbstractCallback):
+    """Send per-iteration metrics to one or more logging backends.
+
+    Inside the jit it sums the returns and lengths of episodes as they finish and,
+    once per iteration, sends one packed array of metrics to the host. Each
+    iteration's metrics travel during the next iteration (the last ones at
+    training end), so the host call runs alongside the rollout rather than
+    holding up the loop; they reach the backends one iteration later. The
+    metrics:
+
+    - `episode/return`, `episode/length`: exponential moving averages
+      (weight `ema_weight` on the newest iteration);
+    - `episode/return_mean`, `episode/length_mean`, `episode/count`: the
+      episodes that finished during this iteration (NaN means mean of none);
+    - `train/<entry>` for every entry of the training log (losses, entropy,
+      `train/learning_rate`, ...);
+    - `time/iteration` and, from the host clock, `time/steps_per_second`
+      (since the previous row sent, or for the first since training started).
+
+    At training start every backend gets a run name (`name`, or algorithm, env,
+    time and a unique suffix) and the hyper-parameters of the algorithm, the env
+    and the policy, plus `run/total_timesteps`. Backends run on a background thread (see
+    [`BackendDispatcher`][lerax.logging.BackendDispatcher]); call
+    `close()`, or use the callback as a context manager, to flush them.
+
+    With `log_every=k`, backends get every k-th iteration and the last one (as
+    Lightning's `log_every_n_steps`): the moving averages still take in every
+    iteration, and backends that cost much per row (W&B) slow training k times
+    less.
+
+    `env` and `policy` are accepted for symmetry with `learn`; the run's
+    hyper-parameters always come from what is actually trained. With
+    `close_at_end=True` the backends are closed when training ends, which is how
+    `learn(..., callback="tensorboard")` finishes the runs it creates.
+    """
+
+    handle: Int[Array, ""]
+    ema_weight: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        backends: Sequence[AbstractLoggingBackend] | AbstractLoggingBackend,
+        env: Any = None,
+        policy: Any = None,
+        *,
+        name: str | None = None,
+        ema_weight: float = 0.1,
+        close_at_end: bool = False,
+        log_every: int = 1,
+    ):
+        del env, policy  # the trained env and policy come through the contexts
+        if isinstance(backends, AbstractLoggingBackend):
+            backends = [backends]
+        if isinstance(log_every, bool) or not isinstance(log_every, int):
+            raise TypeError(f"log_every must be an int, got {log_every!r}.")
+        if log_every < 1:
+            raise ValueError(
+                f"log_every must be >= 1 (1 logs every iteration), got {log_every}."
+            )
+        self.handle = HostLogger(tuple(backends), name, close_at_end, log_every).handle
+        self.ema_weight = ema_weight
+
+    @property
+    def host_logger(self) -> HostLogger:
+        """The host-side logger (run naming, timing, the backend dispatcher)."""
+        return host.lookup(self.handle)
+
+    @property
+    def backends(self) -> tuple[AbstractLoggingBackend, ...]:
+        """The backends metrics go to."""
+        return self.host_logger.dispatcher.backends
+
+    def reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> LoggingState:
+        zero = jnp.zeros(())
+        pending = jnp.zeros(len(_metric_names(ctx.training_log)), jnp.float32)
+        return LoggingState(
+            zero,
+            zero,
+            zero,
+            host.new_token(),
+            pending,
+            jnp.zeros((), jnp.int32),
+        )
+
+    def step_reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> EpisodeStats:
+        zero = jnp.zeros(())
+        return EpisodeStats(zero, zero, zero)
+
+    def on_step(self, ctx: StepContext, *, key: Key[Array, ""]) -> EpisodeStats:
+        done = ctx.done.astype(jnp.float32)
+        stats = ctx.state
+        return EpisodeStats(
+            stats.returns + done * ctx.episode_return,
+            stats.lengths + done * ctx.episode_length,
+            stats.count + done,
+        )
+
+    def on_training_start(
+        self, ctx: TrainingContext, *, key: Key[Array, ""]
+    ) -> LoggingState:
+        settings = {
+            f"{prefix}/{name}": value
+            for prefix, part in (
+                ("algorithm", ctx.algorithm),
+                ("env", ctx.env),
+                ("policy", ctx.policy),
+            )
+            for name, value in hyperparameters(part).items()
+        }
+        token = host.call(
+            "start",
+            self.handle,
+            ctx.timestep,
+            ctx.total_timesteps,
+            after=ctx.state.token,
+            hyperparameters=settings,
+            algorithm=type(ctx.algorithm).__name__,
+            env=type(ctx.env).__name__,
+        )
+        return eqx.tree_at(lambda s: s.token, ctx.state, token)
+
+    def on_iteration(
+        self, ctx: IterationContext, *, key: Key[Array, ""]
+    ) -> LoggingState:
+        # The previous iteration's metrics go to the host first: they depend only
+        # on the carried state, so XLA runs this call alongside the rollout
+        # instead of at the end of the iteration, where it would hold up the loop.
+        self._send_pending(ctx.state, ctx.training_log)
+        totals = jax.tree.map(jnp.sum, ctx.step_state)
+        finished = totals.count > 0
+        mean_return = totals.returns / totals.count  # NaN when no episode finished
+        mean_length = totals.lengths / totals.count
+        state = ctx.state
+
+        def ema(old, new):
+            blended = jnp.where(
+                state.seen > 0,
+                (1 - self.ema_weight) * old + self.ema_weight * new,
+                new,
+            )
+            return jnp.where(finished, blended, old)
+
+        returns = ema(state.returns, mean_return)
+        lengths = ema(state.lengths, mean_length)
+        seen = state.seen + finished
+        no_value = jnp.asarray(jnp.nan)
+        metrics = {
+            "episode/return": jnp.where(seen > 0, returns, no_value),
+            "episode/length": jnp.where(seen > 0, lengths, no_value),
+            "episode/return_mean": mean_return,
+            "episode/length_mean": mean_length,
+            "episode/count": totals.count,
+            "time/iteration": ctx.iteration,
+            **{f"train/{name}": value for name, value in ctx.training_log.items()},
+        }
+        # One array, in the order the host unpacks, in the state until the next
+        # iteration sends it.
+        names = _metric_names(ctx.training_log)
+        values = jnp.stack([jnp.asarray(metrics[name], jnp.float32) for name in names])
+        return LoggingState(
+            returns,
+            lengths,
+            seen,
+            state.token,
+            values,
+            jnp.asarray(ctx.timestep, jnp.int32),
+        )
+
+    def _send_pending(
+        self, state: LoggingState, training_log: dict, *, last: bool = False
+    ) -> Int[Array, ""]:
+        """Send the metrics of the last finished iteration; the host skips them if
+        no iteration has finished yet. That flag travels with them rather than as
+        a `lax.cond` around the call, which under `vmap` would run both branches.
+        Returns the call's token.
+        """
+        return host.call(
+            "iteration",
+            self.handle,
+            state.pending_step,
+            state.pending,
+            state.pending_step > 0,
+            after=state.token,
+            names=_metric_names(training_log),
+            last=last,
+        )
+
+    def on_training_end(
+        self, ctx: TrainingContext, *, key: Key[Array, ""]
+    ) -> LoggingState:
+        after_last = self._send_pending(ctx.state, ctx.training_log, last=True)
+        host.call("end", self.handle, ctx.timestep, ctx.stop_reason, after=after_last)
+        return ctx.state
+
+    def close(self) -> None:
+        """Deliver pending metrics and close every backend; the callback cannot be
+        used for training after this. Safe to call twice."""
+        try:
+            logger = self.host_logger
+        except LookupError:  # closed already
+            return
+        logger.close()
+
+    def __enter__(self) -> "LoggingCallback":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
