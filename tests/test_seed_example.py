@@ -22,6 +22,7 @@ def test_the_repository_copy_is_the_reference_example():
     assert COPY.read_text() == SHARED.read_text()
 
 
+@pytest.mark.slow
 def test_seed_example_runs_unchanged_and_return_rises(tmp_path, monkeypatch):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -2,17 +2,17 @@
 
 import pytest
 
+from lerax.callback import make
 from lerax.plugin import PluginRegistry, UnknownNameError, lookup, registry
 
 
-def test_unknown_name_lists_installed_and_suggests_closest():
+def test_unknown_name_lists_installed_and_suggests_closest(fake_environment):
     with pytest.raises(UnknownNameError) as raised:
-        lookup("jsonll")
+        lookup("alpah")
     message = str(raised.value)
-    assert "'jsonll'" in message
-    assert "Did you mean 'jsonl'?" in message
-    for name in ("console", "jsonl", "progress", "tensorboard", "wandb"):
-        assert name in message
+    assert "'alpah'" in message
+    assert "Did you mean 'alpha'?" in message
+    assert "Installed: alpha, beta." in message
 
 
 def test_missing_first_party_name_gives_the_pip_install():
@@ -21,6 +21,21 @@ def test_missing_first_party_name_gives_the_pip_install():
         lookup("wandb", empty)
     assert "pip install lerax-wandb" in str(raised.value)
     assert "Installed: none" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("typo", "name"),
+    [("tensorbord", "tensorboard"), ("consle", "console"), ("wnadb", "wandb")],
+)
+def test_typo_of_a_first_party_name_not_installed_suggests_its_install(
+    fake_environment, typo, name
+):
+    with pytest.raises(UnknownNameError) as raised:
+        lookup(typo)
+    message = str(raised.value)
+    assert f"Did you mean {name!r}?" in message
+    assert f"pip install lerax-{name}" in message
+    assert "Installed: alpha, beta." in message
 
 
 def test_missing_first_party_class_import_names_the_distribution(monkeypatch):
@@ -38,7 +53,13 @@ def test_unknown_attribute_is_an_attribute_error():
         lerax.callback.NoSuchThing  # noqa: B018
 
 
-def test_learn_with_an_unknown_name_fails_before_compiling():
+@pytest.mark.parametrize("name", [5, None, b"jsonl", ["jsonl"]])
+def test_a_name_that_is_not_a_string_says_so(fake_environment, name):
+    with pytest.raises(TypeError, match="plugin name must be a string such as"):
+        make(name)
+
+
+def test_learn_with_an_unknown_name_fails_before_compiling(fake_environment):
     import jax
 
     from lerax.algorithm import PPO

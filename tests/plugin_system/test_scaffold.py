@@ -9,6 +9,7 @@ import pytest
 from lerax.plugin.scaffold import new_plugin
 
 
+@pytest.mark.slow
 def test_generated_plugin_installs_passes_its_tests_and_trains(tmp_path):
     made = subprocess.run(
         [
