@@ -44,6 +44,7 @@ def resolve_callback(callback: Any) -> AbstractCallback:
     from lerax.logging.callback import LoggingCallback
 
     items = list(callback) if isinstance(callback, list | tuple) else [callback]
+    _refuse_duplicates(items)
     callbacks: list[AbstractCallback] = []
     backends: list[AbstractLoggingBackend] = []
     for item in items:
@@ -62,3 +63,27 @@ def resolve_callback(callback: Any) -> AbstractCallback:
     if not callbacks:
         return EmptyCallback()
     return callbacks[0] if len(callbacks) == 1 else CallbackList(callbacks)
+
+
+def _refuse_duplicates(items: list[Any]) -> None:
+    """A name or object given twice would run twice: writing every row twice."""
+    names: set[str] = set()
+    objects: set[int] = set()
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, str):
+            if item in names:
+                raise ValueError(
+                    f"callback names {item!r} twice; each name may appear once. To "
+                    f"run it twice on purpose, build each with its own options: "
+                    f"[make({item!r}, ...), make({item!r}, ...)]."
+                )
+            names.add(item)
+        elif id(item) in objects:
+            raise ValueError(
+                f"callback holds the same {type(item).__name__} object twice; each "
+                f"callback or backend may appear once."
+            )
+        else:
+            objects.add(id(item))
