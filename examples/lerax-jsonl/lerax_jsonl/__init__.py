@@ -7,6 +7,9 @@ It uses nothing but Lerax's public plugin interface: the `lerax` entry point in
 import json
 import math
 import os
+import re
+import stat
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -14,29 +17,94 @@ from typing import IO, Any
 from lerax import hookimpl
 from lerax.plugin import AbstractLoggingBackend
 
+MAX_NAME = 200
+"""Longest file name made from a run name (file systems allow 255 bytes)."""
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
 
 def _finite_or_text(value: float) -> float | str:
     """JSON has no NaN or infinity: write those as the strings `"nan"`, `"inf"`."""
     return value if math.isfinite(value) else str(value)
 
 
+def file_name(run_name: str) -> str:
+    """A file name for `run_name` that cannot leave its directory.
+
+    Separators and other unsafe characters become `_`, leading dots are dropped
+    (no `..`, no hidden files) and the name is cut to `MAX_NAME` characters.
+    """
+    name = _UNSAFE.sub("_", str(run_name)).lstrip(".")[:MAX_NAME] or "run"
+    return f"{name}.jsonl"
+
+
+def _cannot_write(path: Path, reason: str) -> OSError:
+    return OSError(
+        f"JsonlBackend cannot write metrics to {str(path)!r}: {reason}. "
+        f"Pass a path=... (or directory=...) in a writable location."
+    )
+
+
+def _check_directory(directory: Path, *, create: bool, target: Path) -> None:
+    """Check that files can be written in `directory`, creating it if `create`;
+    errors name `target`, the file or directory the user gave."""
+    if create:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=directory):
+                pass
+        except OSError as error:
+            raise _cannot_write(target, error.strerror or str(error)) from None
+        return
+    ancestor = directory
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise _cannot_write(target, f"{str(ancestor)!r} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise _cannot_write(target, f"{str(ancestor)!r} is not writable")
+
+
+def _check_file(path: Path) -> None:
+    """Check that `path` is, or can become, a regular file to append to."""
+    if path.is_dir():
+        raise _cannot_write(path, "it is a directory")
+    if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+        raise _cannot_write(path, "it is not a regular file (a device or a pipe)")
+    _check_directory(path.parent, create=True, target=path)
+    if path.exists():
+        try:
+            path.open("a", encoding="utf-8").close()
+        except OSError as error:
+            raise _cannot_write(path, error.strerror or str(error)) from None
+
+
 class JsonlBackend(AbstractLoggingBackend):
-    """Append training events to `path` (default `runs/<run name>.jsonl`).
+    """Append training events to `path`, or to `directory/<run name>.jsonl`.
 
     Each line is `{"event": "start" | "iteration" | "end", ...}`; iteration lines
     carry `step` and the `metrics`. The file is flushed after every line so that
-    an interrupted run keeps everything logged so far.
+    an interrupted run keeps everything logged so far. Without `path`, the file
+    is named after the run, made safe (see `file_name`) so that it stays inside
+    `directory` whatever the run name. A path or directory that cannot be
+    written fails here, before anything is compiled.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        directory: str | os.PathLike[str] = "runs",
+    ):
+        if path is not None and not isinstance(path, str | os.PathLike):
+            raise TypeError(f"path must be a str or a path, or None; got {path!r}.")
+        if not isinstance(directory, str | os.PathLike):
+            raise TypeError(f"directory must be a str or a path, got {directory!r}.")
         self.path = Path(path) if path is not None else None
+        self.directory = Path(directory)
         if self.path is not None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise OSError(f"cannot write metrics to {self.path}: {error}") from None
-            if not os.access(self.path.parent, os.W_OK):
-                raise PermissionError(f"cannot write metrics to {self.path}")
+            _check_file(self.path)
+        else:
+            _check_directory(self.directory, create=False, target=self.directory)
         self._file: IO[str] | None = None
 
     def _write(self, record: Mapping[str, Any]) -> None:
@@ -48,8 +116,8 @@ class JsonlBackend(AbstractLoggingBackend):
         self, run_name: str, hyperparameters: Mapping[str, Any]
     ) -> None:
         if self.path is None:
-            self.path = Path("runs") / f"{run_name}.jsonl"
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _check_directory(self.directory, create=True, target=self.directory)
+            self.path = self.directory / file_name(run_name)
         if self._file is None:
             self._file = self.path.open("a", encoding="utf-8")
         self._write(
