@@ -237,3 +237,35 @@ def test_a_name_no_entry_point_tells_loads_every_plugin(
     backend_plugin("lerax-other", "other")
     assert lookup("extra").plugin == "multi"
     assert all(info.loaded for info in get_registry().plugins.values())
+
+
+def test_register_protocol_matches_the_register_plugins_receive(
+    only_fake_plugins, fake_distribution
+):
+    import inspect
+
+    from lerax.plugin.hookspecs import Register
+
+    fake_distribution(
+        "lerax-sig",
+        "sig",
+        "lerax_sig_plugin",
+        """
+        import inspect
+        from lerax import hookimpl
+
+        SIGNATURES = []
+
+        @hookimpl
+        def lerax_register_callbacks(register):
+            SIGNATURES.append(inspect.signature(register))
+        """,
+    )
+    get_registry().load_all()
+    import lerax_sig_plugin
+
+    (given,) = lerax_sig_plugin.SIGNATURES
+    protocol = inspect.signature(Register.__call__)
+    assert list(given.parameters) == list(protocol.parameters)[1:]  # minus self
+    assert protocol.parameters["description"].default == ""
+    assert given.parameters["description"].default == ""

@@ -27,13 +27,16 @@ class Register(Protocol):
     """The `register` argument of the registration hooks."""
 
     def __call__(
-        self, name: str, factory: Callable[..., Any] | str, description: str
+        self, name: str, factory: Callable[..., Any] | str, description: str = ""
     ) -> None:
         """Declare `name`: built by `factory(**options)`.
 
         `factory` is a callable, or a `"module:attribute"` reference imported only
         when the name is first used, which keeps plugin discovery fast when the
-        factory's module imports something heavy.
+        factory's module imports something heavy. `description` is one line for
+        `lerax plugins` (empty by default). A plugin that registers a name twice,
+        a non-string name or description, or one of Lerax's own names
+        (`console`, `tensorboard`, `wandb`, `progress`) is listed as broken.
         """
 
 
