@@ -17,7 +17,14 @@ def seed_example() -> Path:
     return SHARED if SHARED.exists() else COPY
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="no ../shared beside this checkout")
+@pytest.mark.skipif(
+    not SHARED.exists(),
+    reason=(
+        "the reference seed example (../shared/seed_example.py, kept by the project "
+        "beside the repository) is not in this checkout; examples/seed_example.py "
+        "is tested on its own below"
+    ),
+)
 def test_the_repository_copy_is_the_reference_example():
     assert COPY.read_text() == SHARED.read_text()
 
