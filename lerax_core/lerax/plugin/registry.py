@@ -220,9 +220,8 @@ def _watch_ctrl_c() -> Iterator[list[bool]]:
 class PluginRegistry:
     """Every plugin found in the `lerax` entry-point group and the names they declare.
 
-    Plugins are imported lazily: [`find`][lerax.plugin.PluginRegistry.find] of
-    a name that is also an entry point's name imports only that plugin; reading
-    `plugins` or `names` imports them all. Loading is isolated: a plugin that
+    Plugins are imported lazily: `find` of a name that is also an entry point's
+    name imports only that plugin; reading `plugins` or `names` imports them all. Loading is isolated: a plugin that
     fails to import, fails pluggy's signature checks, raises (even `SystemExit`
     or `KeyboardInterrupt`) while registering, or claims a name that belongs to
     another plugin is marked broken with its error, and everything else keeps
@@ -553,7 +552,7 @@ def lookup(name: str, registry: PluginRegistry | None = None) -> Registration:
     `pip install` that adds them; a disabled plugin's name says which variable
     disabled it; a broken plugin's name raises the error that broke it. Other
     plugins found broken or in a conflict on the way are reported once, with a
-    [`PluginWarning`][lerax.plugin.registry.PluginWarning].
+    `lerax.plugin.registry.PluginWarning`.
     """
     if not isinstance(name, str):
         raise TypeError(
