@@ -156,8 +156,10 @@ class WandbBackend(AbstractLoggingBackend):
     `WANDB_SILENT=true` when `quiet` is not given. Unless you set them (in `settings=` or as `WANDB_SILENT`,
     `WANDB_CONSOLE`, `WANDB_INIT_TIMEOUT`), wandb runs silent, without capturing
     the console (which other backends may be drawing on) and with
-    `init_timeout=INIT_TIMEOUT`. `dir=` (or `WANDB_DIR`) says where the `wandb/`
-    folder goes.
+    `init_timeout=INIT_TIMEOUT`. `dir=` (or `WANDB_DIR`, else the working directory
+    at training start) says where the `wandb/` folder goes. The run name is only
+    the W&B run's display name, never part of a path, so whatever it holds every
+    file stays in that folder.
 
     `lerax_close` finishes the run; a run that did not reach the end of training
     (an interrupt, an error) is finished with exit code 1, which W&B shows as
@@ -320,9 +322,10 @@ class WandbBackend(AbstractLoggingBackend):
             config = {**dict(options.pop("config", None) or {}), **hyperparameters}
             options.setdefault("name", run_name)
             options.setdefault("reinit", "create_new")
-            if options.get("dir") is None and os.environ.get("WANDB_DIR"):
-                # wandb reads its variables once per process; read this one now.
-                options["dir"] = os.environ["WANDB_DIR"]
+            if options.get("dir") is None:
+                # wandb reads WANDB_DIR and the working directory once per
+                # process; read them now, as the docs promise.
+                options["dir"] = os.environ.get("WANDB_DIR") or os.getcwd()
                 Path(options["dir"]).mkdir(parents=True, exist_ok=True)
             arguments = dict(
                 project=self.project, config=config, settings=self._settings(settings)

@@ -506,3 +506,32 @@ def test_ctrl_c_while_closing_still_finishes_the_run(tmp_path):
     assert steps[:2] == [1, 2], "rows logged before Ctrl-C were lost"
     assert steps == list(range(1, len(steps) + 1))
     assert [row["episode/return"] for _, row in run.history] == steps
+
+
+HOSTILE_NAMES = ["ABSOLUTE", "..", ".", "../../x", "a/b", "", "nul\x00\n", "r" * 300]
+
+
+@pytest.mark.parametrize("run_name", HOSTILE_NAMES)
+def test_any_run_name_writes_only_inside_the_wandb_folder(
+    run_name, tmp_path, monkeypatch
+):
+    """The run name is the W&B run's display name, never a path: every file goes to
+    `<working directory>/wandb/`, and the run reads back with its rows."""
+    work = tmp_path / "a" / "b" / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    if run_name == "ABSOLUTE":
+        run_name = str(tmp_path / "elsewhere" / "run")
+    backend = WandbBackend(quiet=True)
+    backend.lerax_on_training_start(run_name, {"algorithm/x": 1})
+    backend.lerax_on_iteration(32, {"episode/return": 9.0})
+    backend.lerax_on_training_end(32, "completed")
+    backend.lerax_close()
+
+    folder = work / "wandb"
+    outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(folder)}
+    assert outside == {tmp_path / "netrc", tmp_path / "a", tmp_path / "a" / "b", work}
+    (run_dir,) = offline_runs(work)
+    run = read_run(run_dir)
+    assert [(step, row["episode/return"]) for step, row in run.history] == [(32, 9.0)]
+    assert run.exit_code == 0
