@@ -20,9 +20,9 @@ from lerax import hookimpl
 from lerax.plugin import AbstractLoggingBackend
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
     from rich.live import Live
-    from rich.progress import Progress, TaskID
+    from rich.text import Text
 
 __all__ = ["TOTAL_TIMESTEPS_KEY", "ConsoleBackend", "format_duration", "format_value"]
 
@@ -34,6 +34,11 @@ SPEED_METRIC = "time/steps_per_second"
 
 PLAIN_METRICS = ("episode/return", "episode/length")
 """Metrics shown in the plain lines, besides step, percentage, speed and time left."""
+
+BAR_WIDTH = (10, 40)
+"""Narrowest and widest progress bar, in columns; it takes the room the line leaves."""
+
+_GAP = "  "
 
 
 def format_value(value: float) -> str:
@@ -83,17 +88,21 @@ class ConsoleBackend(AbstractLoggingBackend):
 
     On an interactive terminal (rich's `console.is_interactive`: a terminal that is
     not dumb, unless `TTY_INTERACTIVE=0`) a rich `Live` display shows a progress
-    bar (environment steps done of `total_timesteps`, percentage, steps per
-    second, time left) above a table of the latest metrics, grouped by the prefix
-    of their names (`episode/`, `train/`, `time/`) and sorted; NaN (no episode
-    finished yet) shows as `nan`. Speed and time left use the training loop's own
-    timing (`time/steps_per_second`) when the metrics carry it. The display
-    refreshes `refresh_per_second` times a second from the latest iteration, and
-    anything printed meanwhile appears above it.
+    bar (environment steps done of `total_timesteps`, percentage, the run's
+    average speed as `avg N steps/s`, time elapsed and left) above a table of the
+    latest metrics, grouped by the prefix of their names (`episode/`, `train/`,
+    `time/`) and sorted; NaN (no episode finished yet) shows as `nan`. The table's
+    `time/steps_per_second` is the speed since the previous row; the bar's `avg`
+    is over the whole run, both timed by the training loop when the metrics carry
+    `time/steps_per_second`. The bar and its figures fit the terminal's width:
+    one line when there is room, else the timings go below the bar, wrapped
+    between items but never cut (80, 60 and 40 columns keep every figure whole).
+    The display refreshes `refresh_per_second` times a second from the latest
+    iteration, and anything printed meanwhile appears above it.
 
     Elsewhere (pipes, files, CI logs) it prints one line at the first iteration
     and every `plain_every`-th (step, percentage, episode return and length,
-    steps per second, time left) and a final line when the run ends, without
+    average steps per second, time left) and a final line when the run ends, without
     colours or cursor movement.
 
     `total_timesteps=None` gives an indeterminate bar, unless the run's
@@ -146,8 +155,8 @@ class ConsoleBackend(AbstractLoggingBackend):
         self.plain_every = int(plain_every)
 
         self._live: Live | None = None
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
+        self._status = ""  # "training", then how the run ended; "" before any run
+        self._ended_at: float | None = None  # freezes the elapsed time
         self._running = False
         self._run_name = ""
         self._total: int | None = None
@@ -174,6 +183,7 @@ class ConsoleBackend(AbstractLoggingBackend):
         self._iterations = 0
         self._metrics = {}
         self._timed = [0, 0.0]
+        self._status, self._ended_at = "training", None
         self._started_at = time.perf_counter()
         self._start_display()
         self._started_at = time.perf_counter()  # after rich's first import
@@ -189,7 +199,6 @@ class ConsoleBackend(AbstractLoggingBackend):
             self._timed = [self._timed[0] + steps, self._timed[1] + steps / rate]
         if self._total is not None and self._step > self._total:
             self._total = self._step  # more steps than announced: keep the bar sane
-        self._update_progress("training")
         if self._live is None and (
             self._iterations == 1 or self._iterations % self.plain_every == 0
         ):
@@ -207,29 +216,8 @@ class ConsoleBackend(AbstractLoggingBackend):
     # ---------------------------------------------------------------- display
 
     def _start_display(self) -> None:
-        """Make this run's progress bar; draw it live on a terminal, else say hello."""
-        from rich.progress import (
-            BarColumn,
-            Progress,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
+        """Draw this run live on a terminal; elsewhere, say what it will train."""
         console = self.console
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=30),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[left]}"),
-            console=console,
-            auto_refresh=False,
-        )
-        self._task = self._progress.add_task(
-            "training", total=self._total, **self._stats()
-        )
         if console.is_interactive:  # a terminal, not dumb, not TTY_INTERACTIVE=0
             from rich.errors import LiveError
             from rich.live import Live
@@ -252,29 +240,17 @@ class ConsoleBackend(AbstractLoggingBackend):
             total = f"{self._total:,} env steps"
         self._print_plain(f"{self._run_name}: training for {total}")
 
-    def _update_progress(self, description: str) -> None:
-        if self._progress is not None and self._task is not None:
-            self._progress.update(
-                self._task,
-                description=description,
-                total=self._total,
-                completed=self._step,
-                **self._stats(),
-            )
-
     def _finish(self, how: str) -> None:
         """End the current run: final frame or final line, then release the console."""
         self._running = False
         if self._total is None:
             self._total = max(self._step, 1)  # an indeterminate bar fills at the end
-        self._update_progress(how)
-        if self._progress is not None and self._task is not None:
-            self._progress.stop_task(self._task)  # freezes the elapsed time
+        self._status, self._ended_at = how, time.perf_counter()
         live, self._live = self._live, None
         if live is not None:
             live.stop()  # draws the final frame
         else:
-            elapsed = format_duration(time.perf_counter() - self._started_at)
+            elapsed = format_duration(self._ended_at - self._started_at)
             self._print_plain(f"{how}: {self._plain_line()} | took {elapsed}")
 
     def _speed(self) -> float:
@@ -287,20 +263,11 @@ class ConsoleBackend(AbstractLoggingBackend):
         elapsed = time.perf_counter() - self._started_at
         return self._step / elapsed if elapsed > 0 and self._step else math.nan
 
-    def _stats(self) -> dict[str, str]:
-        """The bar's texts: steps done of the total and speed; time left."""
-        if self._total is None:
-            steps = f"{self._step:,} steps"
-        else:
-            steps = f"{self._step:,}/{self._total:,} steps"
-        left = "elapsed"
-        if self._total is not None and self._running:
-            left += f", {format_duration(self._time_left())} left"
-        return {"stats": f"{steps}  {self._speed_text()}", "left": left}
-
     def _speed_text(self) -> str:
+        """The run's average speed, labelled `avg` to tell it from the table's
+        `time/steps_per_second`, which is the speed since the previous row."""
         speed = self._speed()
-        return f"{speed:,.0f} steps/s" if math.isfinite(speed) else "- steps/s"
+        return f"avg {speed:,.0f} steps/s" if math.isfinite(speed) else "avg - steps/s"
 
     def _time_left(self) -> float:
         speed = self._speed()
@@ -353,24 +320,95 @@ class ConsoleBackend(AbstractLoggingBackend):
             previous = group
         return table
 
-    def _renderable(self) -> RenderableType:
-        from rich.console import Group
+    def _elapsed(self) -> float:
+        end = self._ended_at if self._ended_at is not None else time.perf_counter()
+        return end - self._started_at if self._status else math.nan
+
+    def _bar(self, width: int) -> Text:
+        """A bar of `width` cells: done of the total, or a moving pulse without one."""
         from rich.text import Text
 
-        header = Text.assemble(
+        bar = Text(no_wrap=True, overflow="crop")
+        if self._total is None:  # indeterminate: a quarter-width pulse sweeps along
+            size = max(width // 4, 1)
+            at = int(time.perf_counter() * 8) % (width + size) - size
+            for cell in range(width):
+                pulse = at <= cell < at + size
+                bar.append("━", "bar.pulse" if pulse else "bar.back")
+            return bar
+        fraction = min(max(self._step / self._total, 0.0), 1.0) if self._total else 0
+        halves = round(fraction * width * 2)
+        full, half = divmod(halves, 2)
+        style = "bar.finished" if fraction >= 1 else "bar.complete"
+        bar.append("━" * full, style)
+        if half:
+            bar.append("╸", style)
+        bar.append("━" * (width - full - half), "bar.back")
+        return bar
+
+    def _progress_lines(self, width: int) -> list[Text]:
+        """The status, bar and figures laid out in `width` columns.
+
+        Everything fits on one line when it can with a bar of at least 20 columns;
+        otherwise the bar line keeps status, bar, percentage and steps (steps move
+        down when they do not fit) and the timings follow, wrapped between items
+        but never inside one, so nothing is cut at any width.
+        """
+        from rich.text import Text
+
+        status = self._status or "waiting"
+        if self._total is None:
+            percent, steps = "", f"{self._step:,} steps"
+        else:
+            percent = f"{100.0 * self._step / self._total:3.0f}%" if self._total else ""
+            steps = f"{self._step:,}/{self._total:,} steps"
+        timings = [self._speed_text(), f"{format_duration(self._elapsed())} elapsed"]
+        if self._running and self._total is not None:
+            timings.append(f"{format_duration(self._time_left())} left")
+
+        def head(bar: int, items: list[str]) -> Text:
+            line = Text.assemble((status, "bold"), " ", self._bar(bar))
+            for item in [percent] if percent else []:
+                line.append(f" {item}")
+            for item in items:
+                line.append(f"{_GAP}{item}")
+            return line
+
+        fixed = len(status) + 1 + (len(percent) + 1 if percent else 0)
+        rest = [steps, *timings]
+        one_line = fixed + sum(len(_GAP) + len(item) for item in rest)
+        low, high = BAR_WIDTH
+        if one_line + 2 * low <= width:
+            return [head(min(high, width - one_line), rest)]
+        beside = [steps] if fixed + low + len(_GAP) + len(steps) <= width else []
+        room = width - fixed - sum(len(_GAP) + len(item) for item in beside)
+        lines = [head(max(min(high, room), 1), beside)]
+        line = ""
+        for item in rest[len(beside) :]:
+            if line and len(line) + len(_GAP) + len(item) > width:
+                lines.append(Text(line))
+                line = ""
+            line = f"{line}{_GAP}{item}" if line else item
+        lines.append(Text(line))
+        return lines
+
+    def _renderable(self) -> RenderableType:
+        return self
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> RenderResult:
+        """The current display (or the last run's), laid out for the width given:
+        the run name and iteration, the progress lines, then the metrics table."""
+        from rich.text import Text
+
+        yield Text.assemble(
             (self._run_name or "lerax", "bold"),
             (f"  iteration {self._iterations}", "dim"),
         )
-        parts: list[Any] = [header]
-        if self._progress is not None:
-            parts.append(self._progress.get_renderable())
+        yield from self._progress_lines(options.max_width)
         if self._metrics:
-            parts.append(self._metrics_table())
-        return Group(*parts)
-
-    def __rich__(self) -> RenderableType:
-        """The current display (or the last run's), for printing with rich."""
-        return self._renderable()
+            yield self._metrics_table()
 
 
 @hookimpl

@@ -242,6 +242,61 @@ def test_format_value(value, text):
     assert format_value(value) == text
 
 
+RUN_NAME = "PPO-CartPole-20250101-120000-1234.0"
+FULL_METRICS = {
+    **METRICS,
+    "episode/return_mean": 400.1,
+    "train/value_loss": 12.5,
+    "train/entropy": 0.51,
+    "train/approx_kl": 0.0042,
+    "time/steps_per_second": 166_205.9,
+}
+
+
+def displays(width: int) -> dict[str, list[str]]:
+    """The display mid-run and at the end, rendered `width` columns wide."""
+    backend = ConsoleBackend(65_536, console=Console(file=io.StringIO(), width=width))
+    backend.lerax_on_training_start(RUN_NAME, {})
+    backend.lerax_on_iteration(2_048, {**FULL_METRICS, "time/steps_per_second": 1e5})
+    backend.lerax_on_iteration(32_768, FULL_METRICS)
+    shown = {}
+    for moment in ("running", "done"):
+        if moment == "done":
+            backend.lerax_on_training_end(65_536, "completed")
+        picture = Console(file=io.StringIO(), record=True, width=width)
+        picture.print(backend)
+        shown[moment] = picture.export_text().rstrip("\n").splitlines()
+    return shown
+
+
+@pytest.mark.parametrize("width", [80, 60, 40])
+def test_display_fits_the_width_without_cutting_anything(width):
+    for moment, lines in displays(width).items():
+        text = "\n".join(lines)
+        assert all(len(line) <= width for line in lines), text
+        assert "…" not in text, f"something was cut at {width} columns:\n{text}"
+        bar = next(line for line in lines if "━" in line)
+        assert re.search("━{10,}", bar), f"bar too short to read:\n{text}"
+        status = "training" if moment == "running" else "done"
+        assert bar.startswith(f"{status} ━")
+        percent = "50%" if moment == "running" else "100%"
+        steps = "32,768/65,536" if moment == "running" else "65,536/65,536"
+        assert f" {percent}" in bar and f"{steps} steps" in text
+        assert re.search(r"(?<!\S)\d+:\d\d:\d\d elapsed", text), text
+        assert ("0:00:00 left" in text) == (moment == "running")
+        # The bar's speed is the run's average; the table's is the latest row's.
+        assert re.findall(r"\S+ [\d,]+ steps/s", text) == ["avg 159,602 steps/s"]
+        assert row(text, "steps_per_second") == "166,205.9"
+        assert row(text, "policy_loss") == "-0.0123"
+
+
+def test_display_uses_one_line_when_it_fits():
+    running = displays(140)["running"]
+    (bar,) = [line for line in running if "━" in line]
+    assert bar.endswith("steps/s  0:00:00 elapsed  0:00:00 left")
+    assert bar.count("━") + bar.count("╸") == 40  # the widest bar
+
+
 def test_speed_and_time_left_come_from_the_training_loop_timing():
     console = Console(file=io.StringIO(), width=200)
     backend = ConsoleBackend(100_000, console=console, plain_every=1)
@@ -252,8 +307,8 @@ def test_speed_and_time_left_come_from_the_training_loop_timing():
     backend.lerax_close()
     lines = console.file.getvalue().splitlines()
     # 1,500 steps in 5 + 2.5 seconds: 200 steps/s; 98,000 steps left: 490 s
-    assert lines[-2].endswith("| 200 steps/s | 0:08:10 left")
-    assert lines[-1].startswith("stopped: step 2,000/100,000 (2.0%) | 200 steps/s")
+    assert lines[-2].endswith("| avg 200 steps/s | 0:08:10 left")
+    assert lines[-1].startswith("stopped: step 2,000/100,000 (2.0%) | avg 200 steps/s")
 
 
 class SlowStart(AbstractLoggingBackend):
@@ -291,7 +346,7 @@ def test_speed_is_right_from_the_first_line_behind_a_slow_backend():
     speeds = [
         float(match.group(1).replace(",", ""))
         for line in lines
-        if (match := re.search(r"\| ([\d,]+) steps/s", line))
+        if (match := re.search(r"\| avg ([\d,]+) steps/s", line))
     ]
     assert len(speeds) == 5, lines  # four iterations and the final line
     first, overall = speeds[0], speeds[-1]
@@ -321,7 +376,7 @@ def test_plain_lines_off_a_terminal():
     assert lines[0] == "run-0: training for 1,000 env steps"
     assert lines[1].startswith("step 250/1,000 (25.0%) | episode/return 10 | ")
     assert lines[2].startswith("step 500/1,000 (50.0%) | episode/return 20 | ")
-    assert lines[2].endswith("| 12,345 steps/s | 0:00:00 left")
+    assert lines[2].endswith("| avg 12,345 steps/s | 0:00:00 left")
     assert lines[4].startswith("done: step 1,000/1,000 (100.0%) | episode/return 40")
     assert lines[5] == "run-1: training for 1,000 env steps"
     assert all(len(line) > 60 for line in lines[1:5])  # long lines are not wrapped
@@ -396,12 +451,13 @@ def test_live_display_in_a_pseudo_terminal_and_svg(tmp_path):
     svg = tmp_path / "console.svg"
     script = str(PLUGIN_DIR / "scripts" / "render_svg.py")
     raw = run_in_pty(
-        [script, str(svg), "--total-timesteps", "768"], columns=110, timeout=600
+        [script, str(svg), "--total-timesteps", "768"], columns=80, timeout=600
     )
     assert b"\x1b[?25l" in raw  # the live display hid the cursor: a terminal
     text = ANSI.sub("", raw.decode("utf-8", errors="replace"))
     final = frames(text, "PPO-CartPole")[-1]
     assert "100%" in final and "768/768 steps" in final
+    assert "…" not in final and re.search(r"\d+:\d\d:\d\d elapsed", final)
     for name in ("episode", "return", "policy_loss", "learning_rate"):
         assert name in final
     picture = svg.read_text()

@@ -9,6 +9,7 @@ and protobuf) is imported when a run starts, so that plugin discovery stays fast
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import os
@@ -26,7 +27,7 @@ from lerax.plugin import AbstractLoggingBackend
 if TYPE_CHECKING:
     from tensorboardX.event_file_writer import EventsWriter
 
-__all__ = ["HYPERPARAMETERS_TAG", "TensorBoardBackend"]
+__all__ = ["HYPERPARAMETERS_TAG", "TensorBoardBackend", "directory_name"]
 
 DEFAULT_ROOT = "runs"
 """Without `log_dir`, each run writes to `runs/<run name>` under the working directory."""
@@ -38,6 +39,29 @@ _SESSION_START_TAG = "_hparams_/session_start_info"
 _SESSION_END_TAG = "_hparams_/session_end_info"
 _file_numbers = itertools.count()
 _NOT_IN_TAGS = re.compile(r"[^-/\w.]")
+_NOT_IN_NAMES = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*]')
+MAX_NAME_BYTES = 128
+"""Longest run directory name (UTF-8 bytes); longer run names are cut and hashed."""
+
+
+def directory_name(run_name: str) -> str:
+    """`run_name` as one safe directory name under the runs root.
+
+    Path separators, control and Windows-reserved characters become `_`, as do
+    leading dots (so `.` and `..` cannot climb out) and trailing dots and spaces;
+    a name longer than `MAX_NAME_BYTES` is cut, with a hash of the whole name
+    appended so different long names stay apart. Other names are kept as they are.
+    """
+    name = _NOT_IN_NAMES.sub("_", str(run_name))
+    stripped = name.lstrip(".")
+    name = "_" * (len(name) - len(stripped)) + stripped
+    stripped = name.rstrip(". ")
+    name = stripped + "_" * (len(name) - len(stripped))
+    if len(name.encode()) > MAX_NAME_BYTES:
+        digest = hashlib.sha256(str(run_name).encode()).hexdigest()[:12]
+        cut = name.encode()[: MAX_NAME_BYTES - len(digest) - 1]
+        name = f"{cut.decode(errors='ignore')}-{digest}"
+    return name or "run"
 
 
 def _tag(name: str) -> str:
@@ -137,8 +161,11 @@ class TensorBoardBackend(AbstractLoggingBackend):
     everything logged before it. A `log_dir` that cannot be written fails here,
     before anything is compiled.
 
-    Reusing one `log_dir` for several runs puts them in one TensorBoard run; leave
-    it unset, or give each run its own, to compare runs.
+    Without `log_dir`, the run name becomes one directory name under `runs/`
+    (`directory_name`): separators, `..`, control characters and over-long names
+    are made safe, so a run never writes outside `runs/`; pass `log_dir` to
+    write elsewhere. Reusing one `log_dir` for several runs puts them in one
+    TensorBoard run; leave it unset, or give each run its own, to compare runs.
     """
 
     def __init__(
@@ -186,7 +213,7 @@ class TensorBoardBackend(AbstractLoggingBackend):
 
         with self._lock:
             self._close_writer()
-            directory = self._fixed_dir or self._root / run_name
+            directory = self._fixed_dir or self._run_directory(run_name)
             _make_writable_directory(directory)
             self.log_dir = directory
             # tensorboardX's synchronous EventsWriter, not its SummaryWriter: we
@@ -200,6 +227,17 @@ class TensorBoardBackend(AbstractLoggingBackend):
             self._write(_session_start(hyperparameters), step=0)
             self._write(text(HYPERPARAMETERS_TAG, _markdown_table(hyperparameters)), 0)
             self._flush()
+
+    def _run_directory(self, run_name: str) -> Path:
+        """`runs/<run name>`, made safe, and never outside the runs root."""
+        directory = self._root / directory_name(run_name)
+        if directory.parent != self._root or directory.name in ("", ".", ".."):
+            raise ValueError(
+                f"TensorBoardBackend cannot make a directory for run name "
+                f"{run_name!r} inside {str(self._root)!r}; give the run a plain name "
+                f"or pass log_dir=... ."
+            )
+        return directory
 
     def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
         from tensorboardX.proto.summary_pb2 import Summary

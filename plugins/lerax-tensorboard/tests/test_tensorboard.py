@@ -522,3 +522,57 @@ def test_interrupt_stops_training_early(interrupted):
     steps = [r["step"] for r in interrupted.records if "step" in r]
     assert len(steps) < INTERRUPTED_ITERATIONS
     assert "interrupted by TrainingInterrupted" in interrupted.output
+
+
+HOSTILE_NAMES = [
+    "ABSOLUTE",  # replaced by an absolute path outside the working directory
+    "..",
+    ".",
+    "../../x",
+    "../runs/../../y",
+    "a/b",
+    "a\\..\\..\\b",
+    "",
+    " . ",
+    "nul\x00and\nnewline",
+    "r" * 300,
+    "é" * 300,
+]
+
+
+@pytest.mark.parametrize("run_name", HOSTILE_NAMES)
+def test_any_run_name_writes_only_inside_runs(run_name, tmp_path, monkeypatch):
+    """Whatever run name arrives, every file stays inside `runs/`, readable there."""
+    work = tmp_path / "a" / "b" / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    if run_name == "ABSOLUTE":
+        run_name = str(tmp_path / "elsewhere" / "run")
+    backend = TensorBoardBackend()
+    backend.lerax_on_training_start(run_name, {"algorithm/x": 1})
+    backend.lerax_on_iteration(32, {"episode/return": 9.0})
+    backend.lerax_on_training_end(32, "completed")
+    backend.lerax_close()
+
+    runs = work / "runs"
+    outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(runs)}
+    assert outside == {tmp_path / "a", tmp_path / "a" / "b", work}, outside
+    (directory,) = runs.iterdir()
+    assert directory == backend.log_dir
+    assert len(directory.name.encode()) <= 128
+    events = read_events(directory)
+    assert [(e.step, e.value) for e in events.Scalars("episode/return")] == [(32, 9.0)]
+    assert session_status(events) == "STATUS_SUCCESS"
+
+
+def test_long_run_names_stay_apart_and_plain_names_are_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    backend = TensorBoardBackend()
+    names = ["x" * 300 + "1", "x" * 300 + "2", "PPO-CartPole-20250101-120000-1.0"]
+    directories = []
+    for name in names:
+        backend.lerax_on_training_start(name, {})
+        directories.append(backend.log_dir)
+    backend.lerax_close()
+    assert len(set(directories)) == 3
+    assert directories[2] == tmp_path / "runs" / names[2]

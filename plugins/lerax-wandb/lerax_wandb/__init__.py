@@ -4,8 +4,10 @@ Each training becomes a W&B run named after the Lerax run, with the algorithm,
 env and policy hyper-parameters as its config and one history row per training
 iteration at the environment step, so the x-axis of every chart is env steps.
 
-Without an API key or without network it logs offline instead, says so once on
-stderr, and the runs can be uploaded later with `wandb sync`. `wandb` is
+Each run prints one line on stderr when it starts: where it is (its URL, or its
+offline folder and the `wandb sync` command that uploads it), and why it is offline
+when it fell back there for want of an API key or network (`quiet=True` or
+`WANDB_SILENT=true` keep it quiet). `wandb` is
 imported only when a backend is built, so plugin discovery stays fast.
 """
 
@@ -38,17 +40,11 @@ PROBE_TIMEOUT = 3.0
 INIT_TIMEOUT = 30.0
 """Seconds `wandb.init` may take online (wandb's own default is 90)."""
 
-_notice_lock = threading.Lock()
-_notice_shown = False
+_FALSE = ("", "0", "false", "no", "off")
 
 
-def _notify_once(message: str) -> None:
-    """Print `message` as one line on stderr, the first time only in this process."""
-    global _notice_shown
-    with _notice_lock:
-        if _notice_shown:
-            return
-        _notice_shown = True
+def _say(message: str) -> None:
+    """Print `message` as one line on stderr."""
     print(f"lerax-wandb: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 
@@ -152,20 +148,27 @@ class WandbBackend(AbstractLoggingBackend):
 
     The mode is `mode=` if given, else `WANDB_MODE`, else online. An online run
     without credentials, or whose server cannot be reached or does not answer
-    within `INIT_TIMEOUT` seconds, is logged offline instead, with a one-line
-    notice on stderr (once per process) saying how to upload it with
-    `wandb sync`. Unless you set them (in `settings=` or as `WANDB_SILENT`,
+    within `INIT_TIMEOUT` seconds, is logged offline instead.
+
+    Each run prints one line on stderr as it starts: its name and URL online;
+    offline, its folder and the `wandb sync` command that uploads it, and why it
+    is offline if online was asked for. `quiet=True` keeps it quiet, as does
+    `WANDB_SILENT=true` when `quiet` is not given. Unless you set them (in `settings=` or as `WANDB_SILENT`,
     `WANDB_CONSOLE`, `WANDB_INIT_TIMEOUT`), wandb runs silent, without capturing
     the console (which other backends may be drawing on) and with
-    `init_timeout=INIT_TIMEOUT`. `dir=` (or `WANDB_DIR`) says where the `wandb/`
-    folder goes.
+    `init_timeout=INIT_TIMEOUT`. `dir=` (or `WANDB_DIR`, else the working directory
+    at training start) says where the `wandb/` folder goes. The run name is only
+    the W&B run's display name, never part of a path, so whatever it holds every
+    file stays in that folder.
 
     `lerax_close` finishes the run; a run that did not reach the end of training
     (an interrupt, an error) is finished with exit code 1, which W&B shows as
     failed, and keeps every row logged before.
     """
 
-    def __init__(self, project: str = "lerax", **init_options: Any):
+    def __init__(
+        self, project: str = "lerax", *, quiet: bool | None = None, **init_options: Any
+    ):
         import inspect
 
         import wandb
@@ -185,6 +188,11 @@ class WandbBackend(AbstractLoggingBackend):
                 f"{', '.join(map(repr, unknown))} "
                 f"{'is not a wandb.init option' if len(unknown) == 1 else 'are not wandb.init options'}; "
                 f"accepted: {', '.join(sorted(accepted))}."
+            )
+        if quiet is not None and not isinstance(quiet, bool):
+            raise TypeError(
+                f"quiet must be True (no start line on stderr), False or None "
+                f"(quiet when WANDB_SILENT=true), got {quiet!r}."
             )
         mode = init_options.get("mode")
         if mode is not None:
@@ -224,6 +232,7 @@ class WandbBackend(AbstractLoggingBackend):
                     f"cannot write W&B runs to dir={str(directory)!r}: not writable"
                 )
         self.project = project
+        self.quiet = quiet
         self.init_options = dict(init_options)
         self._run: wandb.Run | None = None
         self._ended = False
@@ -313,9 +322,10 @@ class WandbBackend(AbstractLoggingBackend):
             config = {**dict(options.pop("config", None) or {}), **hyperparameters}
             options.setdefault("name", run_name)
             options.setdefault("reinit", "create_new")
-            if options.get("dir") is None and os.environ.get("WANDB_DIR"):
-                # wandb reads its variables once per process; read this one now.
-                options["dir"] = os.environ["WANDB_DIR"]
+            if options.get("dir") is None:
+                # wandb reads WANDB_DIR and the working directory once per
+                # process; read them now, as the docs promise.
+                options["dir"] = os.environ.get("WANDB_DIR") or os.getcwd()
                 Path(options["dir"]).mkdir(parents=True, exist_ok=True)
             arguments = dict(
                 project=self.project, config=config, settings=self._settings(settings)
@@ -329,12 +339,31 @@ class WandbBackend(AbstractLoggingBackend):
                 mode = "offline"
                 run = wandb.init(mode=mode, **arguments, **options)
             self._run, self._ended = run, False
-        if reason is not None:
-            root = Path(run.settings.sync_dir).parent
-            _notify_once(
-                f"{reason}, so runs are logged offline in {root}; "
-                f"upload them later with `wandb sync {root}/offline-run-*`."
+        if not self._is_quiet():
+            line = self._start_line(run, mode, reason)
+            if line:
+                _say(line)
+
+    def _is_quiet(self) -> bool:
+        if self.quiet is not None:
+            return self.quiet
+        return os.environ.get("WANDB_SILENT", "").strip().lower() not in _FALSE
+
+    @staticmethod
+    def _start_line(run: Any, mode: str, reason: str | None) -> str:
+        """Where `run` goes: its URL online, its folder and how to upload it offline."""
+        if mode == "disabled":
+            return ""
+        name = getattr(run, "name", None) or getattr(run, "id", "?")
+        if mode == "offline":
+            folder = Path(run.settings.sync_dir).absolute()
+            why = f": {reason}" if reason else ""
+            return (
+                f"run {name!r} is logged offline in {folder}{why}; "
+                f"upload it with `wandb sync {folder}`"
             )
+        url = getattr(run, "url", None)
+        return f"run {name!r} is logged to {url}" if url else f"run {name!r} started"
 
     def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
         with self._lock:

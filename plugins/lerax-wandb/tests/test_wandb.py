@@ -149,7 +149,7 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setenv("NETRC", str(netrc))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_DIR", raising=False)
-    monkeypatch.setattr(lerax_wandb, "_notice_shown", False)
+    monkeypatch.delenv("WANDB_SILENT", raising=False)
 
 
 def tiny_training(callback: Any, iterations: int) -> int:
@@ -271,7 +271,13 @@ def test_several_runs_per_process_leave_a_run_of_your_own_alone(tmp_path):
     assert runs["second"].config == {"algorithm/x": 2}
 
 
-def test_without_a_key_it_goes_offline_and_says_so_once(tmp_path, monkeypatch, capfd):
+def start_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("lerax-wandb:")]
+
+
+def test_without_a_key_it_goes_offline_and_says_why_at_each_start(
+    tmp_path, monkeypatch, capfd
+):
     monkeypatch.delenv("WANDB_MODE")
     for name in ("one", "two"):
         backend = WandbBackend(dir=tmp_path)
@@ -279,22 +285,51 @@ def test_without_a_key_it_goes_offline_and_says_so_once(tmp_path, monkeypatch, c
         assert backend.run.settings.mode == "offline"
         backend.lerax_on_iteration(1, {"episode/return": 0.5})
         backend.lerax_close()
-    notices = [
-        line for line in capfd.readouterr().err.splitlines() if "lerax-wandb" in line
-    ]
-    assert len(notices) == 1, notices
-    assert "no W&B API key" in notices[0]
-    assert f"wandb sync {tmp_path}" in notices[0]
-    assert len(offline_runs(tmp_path)) == 2
+    lines = start_lines(capfd.readouterr().err)
+    folders = offline_runs(tmp_path)
+    assert len(lines) == 2 == len(folders), lines
+    for line, name, folder in zip(lines, ("one", "two"), folders, strict=True):
+        assert f"run {name!r} is logged offline in {folder}" in line
+        assert "no W&B API key" in line
+        assert line.endswith(f"upload it with `wandb sync {folder}`")
 
 
-def test_explicit_offline_mode_prints_no_notice(tmp_path, capfd):
+def test_a_wandb_only_run_prints_one_start_line_naming_its_folder(tmp_path, capfd):
+    """The line names the run's own offline folder, which holds what it logged."""
     backend = make("wandb", dir=tmp_path)
     assert isinstance(backend, WandbBackend)
+    tiny_training(backend, iterations=2)
+    captured = capfd.readouterr()
+    (line,) = start_lines(captured.err)
+    assert "lerax-wandb" not in captured.out
+    (folder,) = offline_runs(tmp_path)
+    run = read_run(folder)
+    assert line == (
+        f"lerax-wandb: run {run.name!r} is logged offline in {folder}; "
+        f"upload it with `wandb sync {folder}`"
+    )
+    assert len(run.history) == 2 and run.exit_code == 0
+
+
+@pytest.mark.parametrize(("quiet", "silent"), [(True, None), (None, "true")])
+def test_quiet_or_wandb_silent_keeps_the_start_line_quiet(
+    quiet, silent, tmp_path, monkeypatch, capfd
+):
+    if silent is not None:
+        monkeypatch.setenv("WANDB_SILENT", silent)
+    backend = WandbBackend(dir=tmp_path, quiet=quiet)
     backend.lerax_on_training_start("quiet", {})
     backend.lerax_close()
     assert "lerax-wandb" not in capfd.readouterr().err
     assert len(offline_runs(tmp_path)) == 1
+
+
+def test_quiet_false_prints_despite_wandb_silent(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    backend = WandbBackend(dir=tmp_path, quiet=False)
+    backend.lerax_on_training_start("loud", {})
+    backend.lerax_close()
+    assert len(start_lines(capfd.readouterr().err)) == 1
 
 
 def test_unreachable_server_goes_offline_without_waiting(tmp_path, monkeypatch, capfd):
@@ -335,6 +370,7 @@ def test_disabled_mode_writes_nothing(tmp_path, monkeypatch):
         ({"config": [1, 2]}, TypeError, r"config must be a mapping"),
         ({"settings": {"console": "loud"}}, ValueError, r"not valid wandb.Settings"),
         ({"settings": 3}, TypeError, r"settings must be a wandb.Settings"),
+        ({"quiet": "yes"}, TypeError, r"quiet must be True"),
     ],
 )
 def test_bad_options_fail_at_construction(options, error, match):
@@ -470,3 +506,32 @@ def test_ctrl_c_while_closing_still_finishes_the_run(tmp_path):
     assert steps[:2] == [1, 2], "rows logged before Ctrl-C were lost"
     assert steps == list(range(1, len(steps) + 1))
     assert [row["episode/return"] for _, row in run.history] == steps
+
+
+HOSTILE_NAMES = ["ABSOLUTE", "..", ".", "../../x", "a/b", "", "nul\x00\n", "r" * 300]
+
+
+@pytest.mark.parametrize("run_name", HOSTILE_NAMES)
+def test_any_run_name_writes_only_inside_the_wandb_folder(
+    run_name, tmp_path, monkeypatch
+):
+    """The run name is the W&B run's display name, never a path: every file goes to
+    `<working directory>/wandb/`, and the run reads back with its rows."""
+    work = tmp_path / "a" / "b" / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    if run_name == "ABSOLUTE":
+        run_name = str(tmp_path / "elsewhere" / "run")
+    backend = WandbBackend(quiet=True)
+    backend.lerax_on_training_start(run_name, {"algorithm/x": 1})
+    backend.lerax_on_iteration(32, {"episode/return": 9.0})
+    backend.lerax_on_training_end(32, "completed")
+    backend.lerax_close()
+
+    folder = work / "wandb"
+    outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(folder)}
+    assert outside == {tmp_path / "netrc", tmp_path / "a", tmp_path / "a" / "b", work}
+    (run_dir,) = offline_runs(work)
+    run = read_run(run_dir)
+    assert [(step, row["episode/return"]) for step, row in run.history] == [(32, 9.0)]
+    assert run.exit_code == 0
