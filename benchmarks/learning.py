@@ -1,6 +1,7 @@
-"""Does PPO with its defaults still learn CartPole? A learning check per seed.
+"""Does an algorithm with its defaults learn CartPole? A learning check per seed.
 
-Run: `python benchmarks/learning.py [--seeds 5] [--set num_epochs=4 ...]`.
+Run: `python benchmarks/learning.py [--algorithm ppo|a2c|dqn] [--seeds 5]
+[--set num_epochs=4 ...]`.
 
 For every seed `s` (`policy_key, learn_key = jr.split(jr.key(s), 2)`, the policy
 built from `policy_key`) it trains twice from scratch:
@@ -8,11 +9,14 @@ built from `policy_key`) it trains twice from scratch:
 - `2**16` steps, reporting the final episode-return EMA: weight 0.1 on each
   iteration's mean return of the episodes that finished in it, started at the
   first such mean (the definition of `LoggingCallback`'s `episode/return`);
-- `2**17` steps, reporting the mean return of the greedy policy over 20 fresh
+- the budget in `BUDGETS` (2**17 steps for PPO), reporting the mean return of
+  the greedy policy over 20 fresh
   episodes (at most 500 steps each).
 
 Targets: EMA >= 150 after `2**16` steps; greedy mean >= 475 after `2**17` steps
-for most seeds. `--set name=value` overrides a `PPO` field (for tuning).
+for most seeds (PPO; A2C and DQN are held to the greedy target only, at the
+budgets in `BUDGETS`). `--set name=value` overrides a field of the algorithm
+(for tuning).
 """
 
 import argparse
@@ -24,10 +28,18 @@ import jax
 import jax.numpy as jnp
 from jax import random as jr
 
-from lerax.algorithm import PPO
+from lerax.algorithm import A2C, DQN, PPO
 from lerax.callback import AbstractCallback
 from lerax.env.classic_control import CartPole
-from lerax.policy import MLPActorCriticPolicy
+from lerax.policy import MLPActorCriticPolicy, MLPQPolicy
+
+ALGORITHMS = {
+    "ppo": (PPO, MLPActorCriticPolicy),
+    "a2c": (A2C, MLPActorCriticPolicy),
+    "dqn": (DQN, MLPQPolicy),
+}
+BUDGETS = {"ppo": 2**17, "a2c": 2**18, "dqn": 2**17}
+"""Steps of the run whose greedy policy is evaluated."""
 
 EMA_WEIGHT = 0.1
 EVAL_EPISODES = 20
@@ -102,6 +114,7 @@ def greedy_returns(env, policy, key):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--algorithm", choices=sorted(ALGORITHMS), default="ppo")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument(
@@ -116,19 +129,23 @@ def main() -> None:
         for name, value in (item.split("=", 1) for item in args.overrides)
     }
     env = CartPole()
-    algo = PPO(**overrides)
-    print(f"PPO({', '.join(f'{k}={v}' for k, v in overrides.items())})")
-    print(f"{'seed':>4} {'EMA @2^16':>10} {'greedy @2^17':>13} {'seconds':>8}")
+    algorithm, policy_class = ALGORITHMS[args.algorithm]
+    budget = BUDGETS[args.algorithm]
+    algo = algorithm(**overrides)
+    settings = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    print(f"{algorithm.__name__}({settings})")
+    greedy_label = f"greedy @2^{budget.bit_length() - 1}"
+    print(f"{'seed':>4} {'EMA @2^16':>10} {greedy_label:>13} {'seconds':>8}")
     emas, evals = [], []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         start = time.perf_counter()
         policy_key, learn_key = jr.split(jr.key(seed), 2)
-        policy = MLPActorCriticPolicy(env=env, key=policy_key)
+        policy = policy_class(env=env, key=policy_key)
         algo.learn(env, policy, 2**16, key=learn_key, callback=ReturnEMA())
         if args.ema_only:
             greedy = float("nan")
         else:
-            trained = algo.learn(env, policy, 2**17, key=learn_key)
+            trained = algo.learn(env, policy, budget, key=learn_key)
             eval_key = jr.key(1000 + seed)
             greedy = float(jnp.mean(greedy_returns(env, trained, eval_key)))
         jax.effects_barrier()
@@ -140,7 +157,7 @@ def main() -> None:
     eval_ok = sum(g >= 475 for g in evals)
     print(f"EMA >= 150 at 2^16: {ema_ok}/{len(emas)} seeds (min {min(emas):.1f})")
     if not args.ema_only:
-        print(f"greedy >= 475 at 2^17: {eval_ok}/{len(evals)} seeds")
+        print(f"{greedy_label} >= 475: {eval_ok}/{len(evals)} seeds")
 
 
 if __name__ == "__main__":

@@ -54,34 +54,38 @@ class DQN(AbstractAlgorithm[DQNState]):
     uniformly random until `learning_starts` steps are stored), adds the
     transitions to a uniform replay buffer of `buffer_size` that lives in the
     jitted loop (flashbax's item buffer), then takes `num_updates` Adam steps on
-    minibatches of `batch_size`, each towards `reward + gamma * Q_target(s', a*)`
-    with `a*` chosen by the online network (double DQN), and moves the target
+    minibatches of `batch_size`, each minimising the squared TD error
+    towards `reward + gamma * Q_target(s', a*)`
+    with `a*` chosen by the online network (double DQN), and moving the target
     network `tau` of the way towards the online one. Time limits are not
     failures: only terminated episodes stop the bootstrap.
 
-    The training log holds the mean Huber `loss` and `q_value` of the last
-    update (NaN before learning starts) and the `epsilon` in use.
+    The training log holds the mean squared TD `loss` and `q_value` of the last
+    update (NaN before learning starts), the `epsilon` and the `learning_rate` in use.
     """
 
     num_envs: int = 10
     """Parallel environments, stepped together with `vmap`."""
-    num_steps: int = 1
+    num_steps: int = 4
     """Steps per environment per iteration."""
-    num_updates: int = 5
+    num_updates: int = 20
     """Gradient steps per iteration."""
-    batch_size: int = 100
+    batch_size: int = 256
     """Transitions per gradient step, sampled uniformly from the buffer."""
     buffer_size: int = 50_000
     """Transitions kept; the oldest go first."""
     learning_starts: int = 5_000
     """Transitions stored, acting uniformly at random, before the first update."""
     learning_rate: float = 1e-3
-    """Adam's step size."""
+    """Adam's step size at the start."""
+    anneal_learning_rate: bool = True
+    """Decay the step size linearly to zero over training, which keeps the
+    final greedy policy from forgetting what it learned."""
     gamma: float = 0.99
     """Discount factor."""
-    tau: float = 0.02
-    """Fraction of the way the target network moves towards the online one per
-    iteration (1 copies it)."""
+    tau: float = 0.005
+    """Fraction of the way the target network moves towards the online one after
+    each gradient step (1 copies it)."""
     epsilon_start: float = 1.0
     """Probability of a random action at the start of exploration."""
     epsilon_end: float = 0.05
@@ -91,7 +95,12 @@ class DQN(AbstractAlgorithm[DQNState]):
     max_grad_norm: float = 10.0
     """Gradients are clipped to this global norm."""
 
-    training_log_names: ClassVar[tuple[str, ...]] = ("loss", "q_value", "epsilon")
+    training_log_names: ClassVar[tuple[str, ...]] = (
+        "loss",
+        "q_value",
+        "epsilon",
+        "learning_rate",
+    )
 
     def __check_init__(self):
         for field in ("num_envs", "num_steps", "num_updates", "batch_size",
@@ -137,8 +146,15 @@ class DQN(AbstractAlgorithm[DQNState]):
     def _optimizer(self) -> optax.GradientTransformation:
         return optax.chain(
             optax.clip_by_global_norm(self.max_grad_norm),
-            optax.adam(self.learning_rate),
+            optax.scale_by_adam(),
+            optax.scale(-1.0),  # times the learning rate of the iteration
         )
+
+    def _learning_rate(self, state: DQNState) -> Float[Array, ""]:
+        if not self.anneal_learning_rate:
+            return jnp.asarray(self.learning_rate, jnp.float32)
+        remaining = 1.0 - state.steps / jnp.maximum(state.total_steps, 1)
+        return self.learning_rate * jnp.clip(remaining, 0.0, 1.0)
 
     def _buffer(self) -> Any:
         import flashbax
@@ -201,7 +217,7 @@ class DQN(AbstractAlgorithm[DQNState]):
     def _loss(
         self, policy: AbstractQPolicy, target: AbstractQPolicy, batch: Transition
     ) -> tuple[Float[Array, ""], Float[Array, ""]]:
-        """The Huber TD loss towards the double-DQN target, and the mean Q value."""
+        """The squared TD error towards the double-DQN target, and the mean Q value."""
         next_online = policy.q_values_batch(batch.next_observation)
         next_target = target.q_values_batch(batch.next_observation)
         best = jnp.argmax(jax.lax.stop_gradient(next_online), axis=1)
@@ -212,7 +228,7 @@ class DQN(AbstractAlgorithm[DQNState]):
         taken = jnp.take_along_axis(
             q_values, batch.action.astype(jnp.int32)[:, None], axis=1
         )[:, 0]
-        return optax.huber_loss(taken, td_target).mean(), taken.mean()
+        return optax.l2_loss(taken, td_target).mean(), taken.mean()
 
     def update(
         self,
@@ -233,22 +249,28 @@ class DQN(AbstractAlgorithm[DQNState]):
             flat(rollout.next_observation).astype(jnp.float32),
         )
         epsilon = self._epsilon(state)
+        learning_rate = self._learning_rate(state)
         stored = buffer.add(state.buffer, transitions)
         optimizer = self._optimizer()
         params, static = eqx.partition(policy, eqx.is_array)
         grad_fn = eqx.filter_value_and_grad(self._loss, has_aux=True)
 
         def gradient_step(carry, key):
-            params, opt_state = carry
+            params, opt_state, target = carry
             current = eqx.combine(params, static)
             batch = buffer.sample(stored, key).experience
             (loss, q_value), grads = grad_fn(
-                current, eqx.combine(state.target, params, static), batch
+                current, eqx.combine(target, params, static), batch
             )
             updates, opt_state = optimizer.update(
                 grads, opt_state, eqx.filter(current, eqx.is_inexact_array)
             )
-            return (eqx.apply_updates(params, updates), opt_state), (loss, q_value)
+            updates = jax.tree.map(lambda u: u * learning_rate, updates)
+            params = eqx.apply_updates(params, updates)
+            target = optax.incremental_update(
+                eqx.filter(params, eqx.is_inexact_array), target, self.tau
+            )
+            return (params, opt_state, target), (loss, q_value)
 
         def learn(carry):
             carry, (loss, q_value) = jax.lax.scan(
@@ -260,17 +282,17 @@ class DQN(AbstractAlgorithm[DQNState]):
             return carry, jnp.asarray(jnp.nan), jnp.asarray(jnp.nan)
 
         steps = state.steps + self.steps_per_iteration
-        (params, opt_state), loss, q_value = jax.lax.cond(
+        (params, opt_state, target), loss, q_value = jax.lax.cond(
             steps >= jnp.maximum(self.learning_starts, self.batch_size),
             learn,
             wait,
-            (params, state.opt_state),
-        )
-        target = jax.tree.map(
-            lambda online, old: self.tau * online + (1 - self.tau) * old,
-            eqx.filter(params, eqx.is_inexact_array),
-            state.target,
+            (params, state.opt_state, state.target),
         )
         new_state = DQNState(opt_state, target, stored, steps, state.total_steps)
-        log = {"loss": loss, "q_value": q_value, "epsilon": epsilon}
+        log = {
+            "loss": loss,
+            "q_value": q_value,
+            "epsilon": epsilon,
+            "learning_rate": learning_rate,
+        }
         return eqx.combine(params, static), new_state, log
