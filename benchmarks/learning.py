@@ -10,8 +10,7 @@ built from `policy_key`) it trains twice from scratch:
   iteration's mean return of the episodes that finished in it, started at the
   first such mean (the definition of `LoggingCallback`'s `episode/return`);
 - the budget in `BUDGETS` (2**17 steps for PPO), reporting the mean return of
-  the greedy policy over 20 fresh
-  episodes (at most 500 steps each).
+  the greedy policy over 20 fresh episodes (at most 500 steps each).
 
 Targets: EMA >= 150 after `2**16` steps; greedy mean >= 475 after `2**17` steps
 for most seeds (PPO; A2C and DQN are held to the greedy target only, at the

@@ -36,7 +36,7 @@ SMALL = {
         batch_size=8,
         buffer_size=64,
         learning_starts=16,
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -89,9 +89,10 @@ def test_dqn_refuses_a_continuous_action_space():
 def test_dqn_refuses_an_actor_critic_policy_and_ppo_a_q_policy():
     env = CartPole()
     with pytest.raises(TypeError, match="AbstractQPolicy"):
-        DQN().learn(env, MLPActorCriticPolicy(env=env, key=jr.key(0)), 1000,
-                    key=jr.key(1))  # fmt: skip
-    with pytest.raises(TypeError, match="actor-critic|AbstractActorCriticPolicy"):
+        DQN().learn(
+            env, MLPActorCriticPolicy(env=env, key=jr.key(0)), 1000, key=jr.key(1)
+        )
+    with pytest.raises(TypeError, match="AbstractActorCriticPolicy"):
         PPO().learn(env, MLPQPolicy(env=env, key=jr.key(0)), 2**12, key=jr.key(1))
 
 
