@@ -306,3 +306,21 @@ def test_log_every_delivers_every_kth_iteration_and_the_last():
 def test_bad_log_every_is_refused_at_construction(log_every, error):
     with pytest.raises(error, match="log_every"):
         LoggingCallback([Recorder()], log_every=log_every)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"backends": None}, TypeError, "backend instance or a list"),
+        ({"backends": "console"}, TypeError, "make\\('console'\\)"),
+        ({"backends": [Recorder]}, TypeError, "not an instance"),
+        ({"backends": [], "name": 5}, TypeError, "name must be a str"),
+        ({"backends": [], "name": "x" * 300}, ValueError, "1 to 128 characters"),
+        ({"backends": [], "ema_weight": "x"}, TypeError, "ema_weight must be"),
+        ({"backends": [], "ema_weight": 5.0}, ValueError, r"\(0, 1\]"),
+        ({"backends": [], "ema_weight": math.nan}, ValueError, r"\(0, 1\]"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        LoggingCallback(**kwargs)

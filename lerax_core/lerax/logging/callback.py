@@ -63,6 +63,10 @@ def _metric_names(training_log: dict) -> tuple[str, ...]:
     )
 
 
+MAX_RUN_NAME = 128
+"""Longest run name `LoggingCallback` accepts."""
+
+
 class LoggingCallback(AbstractCallback):
     """Send per-iteration metrics to one or more logging backends.
 
@@ -116,6 +120,32 @@ class LoggingCallback(AbstractCallback):
         del env, policy  # the trained env and policy come through the contexts
         if isinstance(backends, AbstractLoggingBackend):
             backends = [backends]
+        if isinstance(backends, (str, bytes)) or not isinstance(backends, Sequence):
+            raise TypeError(
+                f"backends must be a logging backend instance or a list of them, "
+                f"such as ConsoleBackend(); got {backends!r}. For a plugin by "
+                f"name use make({backends!r}) or learn(..., callback=...)."
+            )
+        for backend in backends:
+            if isinstance(backend, type):
+                raise TypeError(
+                    f"got the class {backend.__name__}, not an instance: write "
+                    f"{backend.__name__}() in the backends list."
+                )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {name!r}.")
+        if name is not None and not 0 < len(name) <= MAX_RUN_NAME:
+            raise ValueError(
+                f"name must be 1 to {MAX_RUN_NAME} characters, got {len(name)}: "
+                f"backends use it in file and run names."
+            )
+        if isinstance(ema_weight, bool) or not isinstance(ema_weight, (int, float)):
+            raise TypeError(f"ema_weight must be a float, got {ema_weight!r}.")
+        if not 0 < ema_weight <= 1:  # NaN fails too
+            raise ValueError(
+                f"ema_weight must be in (0, 1] (the weight of each new mean in "
+                f"the episode-return average), got {ema_weight!r}."
+            )
         if isinstance(log_every, bool) or not isinstance(log_every, int):
             raise TypeError(f"log_every must be an int, got {log_every!r}.")
         if log_every < 1:
