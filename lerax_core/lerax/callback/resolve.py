@@ -37,7 +37,7 @@ def resolve_callback(callback: Any) -> AbstractCallback:
     """Return the single callback that `learn` runs for `callback`.
 
     Names are looked up in the plugin registry; all logging backends, named or
-    given as instances, share one [`LoggingCallback`][lerax.callback.LoggingCallback]
+    given as instances, share one [`LoggingCallback`][lerax.logging.LoggingCallback]
     so the host is crossed once per iteration however many there are, and which
     closes them when training ends.
     """

@@ -57,7 +57,7 @@ def lerax_register_backends(register: Register) -> None:
     The factory must return an
     [`AbstractLoggingBackend`][lerax.callback.AbstractLoggingBackend]. Backends
     named together in one `callback=[...]` share one
-    [`LoggingCallback`][lerax.callback.LoggingCallback].
+    [`LoggingCallback`][lerax.logging.LoggingCallback].
     """
 
 
