@@ -154,6 +154,18 @@ def test_failing_backend_is_reported_once_and_others_get_everything():
     assert np.all(np.isfinite(jax.tree.leaves(policy.actor)[0]))
 
 
+def test_warnings_as_errors_do_not_stop_the_logging_thread(capfd):
+    good, bad = Recorder(), Exploding()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as `python -W error` does
+        with LoggingCallback([bad, good]) as logger:
+            train(logger)
+    assert len(good.iterations()) == ITERATIONS, "the healthy backend got every row"
+    assert good.closes == 1
+    err = capfd.readouterr().err
+    assert err.count("Exploding#0 raised in") == 1, err
+
+
 def test_slow_backend_does_not_stall_training_and_loses_nothing():
     slow = Recorder(delay=0.3)
     with LoggingCallback([Recorder()]) as warm_up:

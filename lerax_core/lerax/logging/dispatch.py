@@ -1,7 +1,9 @@
 """Deliver logging events to backends on a background thread."""
 
 import atexit
+import importlib.metadata
 import queue
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
@@ -36,7 +38,7 @@ class BackendDispatcher:
                     f"backends must be AbstractLoggingBackend instances, got "
                     f"{type(backend).__name__}."
                 )
-            name = f"{type(backend).__name__}#{index}"
+            name = _describe(backend, index)
             self.manager.register_checked(backend, name)
             self.names[id(backend)] = name
         self._queue: queue.Queue = queue.Queue(maxsize)
@@ -84,12 +86,10 @@ class BackendDispatcher:
         if backend in self._reported:
             return
         self._reported.add(backend)
-        warnings.warn(
+        report(
             f"logging backend {backend} raised in {hook}: "
             f"{type(error).__name__}: {error}. Training and the other backends "
-            f"continue; further errors from {backend} are not reported.",
-            RuntimeWarning,
-            stacklevel=2,
+            f"continue; further errors from {backend} are not reported."
         )
 
     def close(self) -> None:
@@ -111,6 +111,26 @@ class BackendDispatcher:
         with self._lock:
             self._thread, self._stop_sent, self._closed = None, False, True
         atexit.unregister(self.close)
+
+
+def report(message: str) -> None:
+    """Warn with `message`, or print it if warnings are errors (`-W error`).
+
+    It runs on the logging thread, where a warning raised as an exception would
+    kill the thread and, with it, every backend's delivery.
+    """
+    try:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    except Warning:
+        print(f"lerax: {message}", file=sys.stderr, flush=True)
+
+
+def _describe(backend: AbstractLoggingBackend, index: int) -> str:
+    """`CsvBackend#1 (lerax-csv)`: the class, its position and its distribution."""
+    name = f"{type(backend).__name__}#{index}"
+    package = type(backend).__module__.partition(".")[0]
+    distributions = importlib.metadata.packages_distributions().get(package, [])
+    return f"{name} ({distributions[0]})" if distributions else name
 
 
 def _on_main_thread() -> bool:
