@@ -73,7 +73,8 @@ def test_backends_get_start_every_iteration_end_and_close_in_order():
     assert steps == [ALGO.steps_per_iteration * (i + 1) for i in range(ITERATIONS)]
     assert recorder.events[-1][:2] == ("end", ITERATIONS * ALGO.steps_per_iteration)
     assert recorder.closes == 1
-    assert recorder.threads == {"lerax-logging"}, "backends run off the training thread"
+    (thread,) = recorder.threads  # one thread of its own, off the training thread
+    assert thread.startswith("lerax-logging-Recorder#0"), thread
 
 
 def test_metric_names_and_plain_python_values():
@@ -336,3 +337,37 @@ def test_bad_log_every_is_refused_at_construction(log_every, error):
 def test_bad_arguments_fail_at_construction(kwargs, error, message):
     with pytest.raises(error, match=message):
         LoggingCallback(**kwargs)
+
+
+class Stuck(Recorder):
+    """A backend that blocks forever in its first row (a hung network call)."""
+
+    def lerax_on_iteration(self, step, metrics):
+        threading.Event().wait()
+
+
+def test_a_stuck_backend_costs_the_others_nothing_and_close_is_bounded():
+    from lerax.logging import BackendDispatcher
+
+    good = Recorder()
+    dispatcher = BackendDispatcher([Stuck(), good], maxsize=50)
+    dispatcher.submit("lerax_on_training_start", run_name="r", hyperparameters={})
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(1, 101):
+            dispatcher.submit("lerax_on_iteration", step=step, metrics={"m": 1.0})
+            time.sleep(0.002)  # rows arrive at an iteration's pace
+        submitted_in = time.perf_counter() - start
+        dispatcher.submit("lerax_on_training_end", step=100, reason="completed")
+        dispatcher.close(timeout=1.0)
+    closed_in = time.perf_counter() - start
+    assert submitted_in < 1.0, "submitting waited for the stuck backend"
+    assert closed_in < 5.0, "close() waited past its deadline"
+    assert [e[1] for e in good.iterations()] == list(range(1, 101))
+    assert good.closes == 1
+    messages = [str(w.message) for w in caught]
+    assert any("Stuck#0" in m and "slower than training" in m for m in messages)
+    assert any("Stuck#0" in m and "did not finish within 1 s" in m for m in messages)
+    with pytest.raises(RuntimeError, match="closed"):
+        dispatcher.submit("lerax_on_iteration", step=101, metrics={})

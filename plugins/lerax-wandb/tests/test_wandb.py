@@ -464,7 +464,7 @@ dispatcher = BackendDispatcher([WandbBackend(), CtrlC()])
 dispatcher.submit("lerax_on_training_start", run_name="closing", hyperparameters={})
 for step in range(1, 7):
     dispatcher.submit("lerax_on_iteration", step=step, metrics={"episode/return": step})
-dispatcher.submit("lerax_on_training_end", step=6)
+dispatcher.submit("lerax_on_training_end", step=6, reason="interrupted")
 dispatcher.close()
 print("NOT INTERRUPTED")
 """
