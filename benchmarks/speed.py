@@ -219,12 +219,24 @@ def same_program(callback: Any, other: Any) -> bool:
     """
     import re
 
+    from lerax.algorithm._loop import run_loop
+    from lerax.algorithm.interrupt import poll_every
+
     env = CartPole()
     policy = MLPActorCriticPolicy(env=env, key=jr.key(0))
     total = jnp.asarray(2**16, jnp.int32)
 
     def program(cb) -> str:
-        compiled = PPO.train.lower(PPO(), env, policy, cb, total, key=jr.key(1))
+        algorithm = PPO()
+        compiled = run_loop.lower(
+            algorithm,
+            env,
+            policy,
+            cb,
+            total,
+            jr.key(1),
+            poll_every=poll_every(algorithm.steps_per_iteration),
+        )
         compiled = compiled.compile()
         text = getattr(compiled, "as_text", None) or compiled.compiled.as_text
         text = re.sub(r"metadata=\{[^}]*\}|, stack_frame_id=\d+", "", text())
