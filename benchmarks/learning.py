@@ -8,7 +8,7 @@ built from `policy_key`) it trains twice from scratch:
 
 - `2**16` steps, reporting the final episode-return EMA: weight 0.1 on each
   iteration's mean return of the episodes that finished in it, started at the
-  first such mean (the definition of `LoggingCallback`'s `episode/return`);
+  first such mean (the definition of `LoggingCallback`'s `episode/return_ema`);
 - the budget in `BUDGETS` (2**17 steps for PPO), reporting the mean return of
   the greedy policy over 20 fresh episodes (at most 500 steps each).
 

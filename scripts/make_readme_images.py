@@ -4,7 +4,7 @@
 
 Runs `examples/seed_example.py` unchanged in a temporary directory, then from that
 run: renders its console backend's final display as `console.svg`, plots the
-`episode/return` curve that its TensorBoard backend wrote (read back with
+`episode/return_ema` curve that its TensorBoard backend wrote (read back with
 TensorBoard's reader, by the tensorboard plugin's `plot_return.py`) as
 `episode_return.png`, and writes `demo_figures.json`: the run's hyper-parameters,
 its figures (iterations, first, last and best return) and the pictures' hashes,
@@ -34,7 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 SEED_EXAMPLE = REPO / "examples" / "seed_example.py"
 PLOT = REPO / "plugins" / "lerax-tensorboard" / "scripts" / "plot_return.py"
-TAG = "episode/return"
+TAG = "episode/return_ema"
 
 
 def read_run(run_dir: Path) -> tuple[list[tuple[int, float]], dict[str, Any]]:
@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
                     "runs",
                     "-o",
                     str(out / "episode_return.png"),
+                    "--tag",
+                    TAG,
                 ],
                 check=True,
             )
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         "iterations": len(curve),
         "final_step": curve[-1][0],
         "episode_return": {
+            "tag": TAG,
             "first": round(finite[0][1], 2),
             "final": round(curve[-1][1], 2),
             "best": round(best, 2),
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"wrote console.svg, episode_return.png and demo_figures.json to {out}: "
-        f"{figures['iterations']} iterations, episode/return "
+        f"{figures['iterations']} iterations, {TAG} "
         f"{figures['episode_return']['first']} -> {figures['episode_return']['final']}"
         f" (best {best:.1f})"
     )

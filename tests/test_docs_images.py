@@ -63,8 +63,11 @@ def test_the_console_picture_shows_the_recorded_figures(figures):
     assert f"iteration {figures['iterations']}" in shown[0]
     bar = shown[1]
     assert bar.startswith("done ") and f"100%  {total}/{total} steps" in bar
-    (returned,) = [line for line in shown if re.search(r"\breturn\s", line)]
+    # the table shows the moving average the picture plots, as return_ema
+    assert figures["episode_return"]["tag"] == "episode/return_ema"
+    (returned,) = [line for line in shown if re.search(r"\breturn_ema\s", line)]
     assert returned.split()[-1] == figures["episode_return"]["final_as_shown"]
+    assert not any("return_mean" in line for line in shown), "deprecated names shown"
     for line in shown:  # what the SVG draws, line by line
         for word in line.split():
             assert word in svg, f"console.svg does not show {word!r} of {line!r}"
@@ -74,7 +77,7 @@ def test_the_console_picture_shows_the_recorded_figures(figures):
 def test_pages_say_what_the_pictures_show(page, figures):
     text = words(page)
     claims = CLAIM.findall(text)
-    assert claims, f"{page.name} no longer says how episode/return climbs"
+    assert claims, f"{page.name} no longer says how episode/return_ema climbs"
     recorded = figures["episode_return"]
     expected = (
         str(round(recorded["first"])),
@@ -82,7 +85,7 @@ def test_pages_say_what_the_pictures_show(page, figures):
         str(figures["iterations"]),
     )
     assert set(claims) == {expected}, (
-        f"{page.name} says episode/return climbs from about {claims[0][0]} to about "
+        f"{page.name} says episode/return_ema climbs from about {claims[0][0]} to about "
         f"{claims[0][1]} in {claims[0][2]} iterations; the pictures show "
         f"{expected[0]} to {expected[1]} in {expected[2]}"
     )
@@ -146,7 +149,7 @@ runpy.run_path(sys.argv[1], run_name="__main__")
 (run,) = Path("runs").iterdir()
 events = EventAccumulator(str(run), size_guidance={"scalars": 0})
 events.Reload()
-print(json.dumps([[e.step, e.value] for e in events.Scalars("episode/return")]))
+print(json.dumps([[e.step, e.value] for e in events.Scalars("episode/return_ema")]))
 """
 
 
@@ -166,6 +169,6 @@ def test_the_seed_example_still_ends_where_the_pictures_say(figures, tmp_path):
     assert curve[-1][0] == figures["final_step"]
     final, recorded = curve[-1][1], figures["episode_return"]["final"]
     assert math.isclose(final, recorded, rel_tol=0.15), (
-        f"the seed example now ends at episode/return {final:.1f}; the pictures "
+        f"the seed example now ends at episode/return_ema {final:.1f}; the pictures "
         f"show {recorded:.1f}; {REGENERATE}"
     )

@@ -85,9 +85,11 @@ def test_metric_names_and_plain_python_values():
     expected = {
         "episode/return",
         "episode/length",
-        "episode/return_mean",
-        "episode/length_mean",
+        "episode/return_ema",
+        "episode/length_ema",
         "episode/count",
+        "episode/return_mean",  # deprecated, for one release
+        "episode/length_mean",
         "time/iteration",
         "time/steps_per_second",
         *(f"train/{k}" for k in ("policy_loss", "value_loss", "entropy", "approx_kl")),
@@ -115,13 +117,33 @@ def test_episode_metrics_match_an_independent_ema():
         train(logger)
     ema = None
     for _, _, m in recorder.iterations():
-        assert m["episode/return"] == pytest.approx(m["episode/length"])  # CartPole
+        # CartPole: the return of an episode is its length
+        assert m["episode/return_ema"] == pytest.approx(m["episode/length_ema"])
         if m["episode/count"] > 0:
-            mean = m["episode/return_mean"]
+            mean = m["episode/return"]
+            assert mean == pytest.approx(m["episode/length"])
             ema = mean if ema is None else 0.75 * ema + 0.25 * mean
         else:
-            assert math.isnan(m["episode/return_mean"])
-        assert m["episode/return"] == pytest.approx(ema, rel=1e-5)
+            assert math.isnan(m["episode/return"])
+        assert m["episode/return_ema"] == pytest.approx(ema, rel=1e-5)
+    assert ema is not None
+
+
+def test_the_old_names_carry_the_iteration_means_for_one_release():
+    """`episode/return_mean` and `episode/length_mean` were the iteration's means
+    before the rename; they still are, beside the new names, until removed."""
+    from lerax.logging import DEPRECATED_METRICS
+
+    assert DEPRECATED_METRICS == {
+        "episode/return_mean": "episode/return",
+        "episode/length_mean": "episode/length",
+    }
+    recorder = Recorder()
+    with LoggingCallback([recorder]) as logger:
+        train(logger)
+    for _, _, m in recorder.iterations():
+        for old, new in DEPRECATED_METRICS.items():
+            assert m[old] == m[new] or (math.isnan(m[old]) and math.isnan(m[new]))
 
 
 def test_run_name_and_hyperparameters():

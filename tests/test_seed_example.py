@@ -41,13 +41,15 @@ def test_seed_example_runs_unchanged_and_return_rises(tmp_path, monkeypatch):
     (run_dir,) = (tmp_path / "runs").iterdir()
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
-    returns = [event.value for event in events.Scalars("episode/return")]
-    steps = [event.step for event in events.Scalars("episode/return")]
+    returns = [event.value for event in events.Scalars("episode/return_ema")]
+    steps = [event.step for event in events.Scalars("episode/return_ema")]
     assert steps == sorted(steps) and steps[-1] == 2**16
     from lerax.algorithm import PPO
 
     assert len(returns) == 2**16 // PPO().steps_per_iteration, "one point per iteration"
     early, late = np.mean(returns[:5]), np.mean(returns[-5:])
-    assert late > early + 100, f"episode/return should rise: {early:.1f} -> {late:.1f}"
+    assert late > early + 100, (
+        f"episode/return_ema should rise: {early:.1f} -> {late:.1f}"
+    )
     assert returns[-1] >= 150, "the seed example must end with an EMA return >= 150"
     assert os.listdir(run_dir), "event files were written"

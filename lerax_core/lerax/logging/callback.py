@@ -55,12 +55,21 @@ def _metric_names(training_log: dict) -> tuple[str, ...]:
     return (
         "episode/return",
         "episode/length",
-        "episode/return_mean",
-        "episode/length_mean",
+        "episode/return_ema",
+        "episode/length_ema",
         "episode/count",
+        *DEPRECATED_METRICS,
         "time/iteration",
         *(f"train/{name}" for name in sorted(training_log)),
     )
+
+
+DEPRECATED_METRICS = {
+    "episode/return_mean": "episode/return",
+    "episode/length_mean": "episode/length",
+}
+"""Old metric names still sent for one release, each with the value of the name it
+maps to; the next release removes them (see the Logging page's renamed metrics)."""
 
 
 MAX_RUN_NAME = 128
@@ -77,10 +86,15 @@ class LoggingCallback(AbstractCallback):
     holding up the loop; they reach the backends one iteration later. The
     metrics:
 
-    - `episode/return`, `episode/length`: exponential moving averages
-      (weight `ema_weight` on the newest iteration);
-    - `episode/return_mean`, `episode/length_mean`, `episode/count`: the
-      episodes that finished during this iteration (NaN means mean of none);
+    - `episode/return`, `episode/length`, `episode/count`: the mean return and
+      length, and the number, of the episodes that finished during this
+      iteration (NaN: none did);
+    - `episode/return_ema`, `episode/length_ema`: exponential moving averages
+      of those means (weight `ema_weight` on the newest iteration), the
+      smoothed curve to watch;
+    - `episode/return_mean`, `episode/length_mean`: deprecated, the old names
+      of `episode/return` and `episode/length`, still sent for one release
+      ([`DEPRECATED_METRICS`][lerax.logging.DEPRECATED_METRICS]);
     - `train/<entry>` for every entry of the training log (losses, entropy,
       `train/learning_rate`, ...);
     - `time/iteration` and, from the host clock, `time/steps_per_second`
@@ -240,14 +254,15 @@ class LoggingCallback(AbstractCallback):
         seen = state.seen + finished
         no_value = jnp.asarray(jnp.nan)
         metrics = {
-            "episode/return": jnp.where(seen > 0, returns, no_value),
-            "episode/length": jnp.where(seen > 0, lengths, no_value),
-            "episode/return_mean": mean_return,
-            "episode/length_mean": mean_length,
+            "episode/return": mean_return,
+            "episode/length": mean_length,
+            "episode/return_ema": jnp.where(seen > 0, returns, no_value),
+            "episode/length_ema": jnp.where(seen > 0, lengths, no_value),
             "episode/count": totals.count,
             "time/iteration": ctx.iteration,
             **{f"train/{name}": value for name, value in ctx.training_log.items()},
         }
+        metrics |= {old: metrics[new] for old, new in DEPRECATED_METRICS.items()}
         # One array, in the order the host unpacks, in the state until the next
         # iteration sends it.
         names = _metric_names(ctx.training_log)

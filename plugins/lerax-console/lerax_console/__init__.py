@@ -32,8 +32,13 @@ TOTAL_TIMESTEPS_KEY = "run/total_timesteps"
 SPEED_METRIC = "time/steps_per_second"
 """The training loop's own measure of one iteration's speed, preferred to the clock."""
 
-PLAIN_METRICS = ("episode/return", "episode/length")
-"""Metrics shown in the plain lines, besides step, percentage, speed and time left."""
+PLAIN_METRICS = ("episode/return_ema", "episode/length_ema")
+"""Metrics shown in the plain lines, besides step, percentage, speed and time left:
+the moving averages, steadier than one iteration's `episode/return`."""
+
+HIDDEN_METRICS = ("episode/return_mean", "episode/length_mean")
+"""Deprecated names that `LoggingCallback` still sends for one release as copies
+of `episode/return` and `episode/length`; the table leaves them out."""
 
 BAR_WIDTH = (10, 40)
 """Narrowest and widest progress bar, in columns; it takes the room the line leaves."""
@@ -91,7 +96,8 @@ class ConsoleBackend(AbstractLoggingBackend):
     bar (environment steps done of `total_timesteps`, percentage, the run's
     average speed as `avg N steps/s`, time elapsed and left) above a table of the
     latest metrics, grouped by the prefix of their names (`episode/`, `train/`,
-    `time/`) and sorted; NaN (no episode finished yet) shows as `nan`. The table's
+    `time/`) and sorted (without the deprecated `episode/return_mean` and
+    `episode/length_mean`); NaN (no episode finished yet) shows as `nan`. The table's
     `time/steps_per_second` is the speed since the previous row; the bar's `avg`
     is over the whole run, both timed by the training loop when the metrics carry
     `time/steps_per_second`. The bar and its figures fit the terminal's width:
@@ -101,8 +107,8 @@ class ConsoleBackend(AbstractLoggingBackend):
     iteration, and anything printed meanwhile appears above it.
 
     Elsewhere (pipes, files, CI logs) it prints one line at the first iteration
-    and every `plain_every`-th (step, percentage, episode return and length,
-    average steps per second, time left) and a final line when the run ends, without
+    and every `plain_every`-th (step, percentage, the moving averages of episode
+    return and length, average steps per second, time left) and a final line when the run ends, without
     colours or cursor movement.
 
     `total_timesteps=None` gives an indeterminate bar, unless the run's
@@ -276,7 +282,7 @@ class ConsoleBackend(AbstractLoggingBackend):
         return (self._total - self._step) / speed
 
     def _plain_line(self) -> str:
-        """Step, percentage, episode return and length, speed, time left."""
+        """Step, percentage, episode return and length averages, speed, time left."""
         if self._total is None:
             parts = [f"step {self._step:,}"]
         else:
@@ -308,7 +314,8 @@ class ConsoleBackend(AbstractLoggingBackend):
         table.add_column("value", justify="right")
         metrics = self._metrics  # read once: the iteration thread replaces it
         previous = None
-        for name in sorted(metrics, key=_group_and_leaf):
+        shown_names = [name for name in metrics if name not in HIDDEN_METRICS]
+        for name in sorted(shown_names, key=_group_and_leaf):
             group, leaf = _group_and_leaf(name)
             value = metrics[name]
             shown = format_value(value)

@@ -27,6 +27,8 @@ ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07]*\x07|[@-Z\\-_])")
 METRICS = {
     "episode/return": 20.0,
     "episode/length": 20.0,
+    "episode/return_ema": 18.0,
+    "episode/length_ema": 18.0,
     "train/policy_loss": -0.0123,
     "train/learning_rate": 2.5e-4,
     "time/steps_per_second": 12345.0,
@@ -134,7 +136,8 @@ def test_live_display_shows_progress_and_metrics_and_updates():
     try:
         backend.lerax_on_iteration(250, {**METRICS, "episode/return": math.nan})
         wait_for(console, "25%")
-        backend.lerax_on_iteration(500, METRICS)
+        # with the deprecated copy of episode/return that LoggingCallback sends
+        backend.lerax_on_iteration(500, {**METRICS, "episode/return_mean": 20.0})
         text = wait_for(console, "50%")
     finally:
         backend.lerax_close()
@@ -143,6 +146,8 @@ def test_live_display_shows_progress_and_metrics_and_updates():
     second = next(f for f in shown if "50%" in f)
     assert "250/1,000 steps" in first and "500/1,000 steps" in second
     assert row(first, "return") == "nan" and row(second, "return") == "20"
+    assert row(second, "return_ema") == "18"
+    assert "return_mean" not in text  # deprecated names are not shown
     assert row(second, "policy_loss") == "-0.0123"
     assert "steps/s" in second and "left" in second
     # grouped and sorted: episode rows, then time, then train
@@ -245,7 +250,7 @@ def test_format_value(value, text):
 RUN_NAME = "PPO-CartPole-20250101-120000-1234.0"
 FULL_METRICS = {
     **METRICS,
-    "episode/return_mean": 400.1,
+    "episode/return_ema": 400.1,
     "train/value_loss": 12.5,
     "train/entropy": 0.51,
     "train/approx_kl": 0.0042,
@@ -363,7 +368,8 @@ def test_plain_lines_off_a_terminal():
     for run in range(2):  # the same backend shows successive runs
         backend.lerax_on_training_start(f"run-{run}", {})
         for i in range(1, 5):
-            backend.lerax_on_iteration(250 * i, {**METRICS, "episode/return": 10.0 * i})
+            metrics = {**METRICS, "episode/return_ema": 10.0 * i}
+            backend.lerax_on_iteration(250 * i, metrics)
         backend.lerax_on_training_end(1000, "completed")
     backend.lerax_on_training_start("run-2", {})
     backend.lerax_on_iteration(500, METRICS)
@@ -374,13 +380,17 @@ def test_plain_lines_off_a_terminal():
     lines = output.splitlines()
     assert len(lines) == 13  # per run: start, iterations 1, 2, 4, end
     assert lines[0] == "run-0: training for 1,000 env steps"
-    assert lines[1].startswith("step 250/1,000 (25.0%) | episode/return 10 | ")
-    assert lines[2].startswith("step 500/1,000 (50.0%) | episode/return 20 | ")
+    assert lines[1].startswith("step 250/1,000 (25.0%) | episode/return_ema 10 | ")
+    assert lines[2].startswith("step 500/1,000 (50.0%) | episode/return_ema 20 | ")
     assert lines[2].endswith("| avg 12,345 steps/s | 0:00:00 left")
-    assert lines[4].startswith("done: step 1,000/1,000 (100.0%) | episode/return 40")
+    assert lines[4].startswith(
+        "done: step 1,000/1,000 (100.0%) | episode/return_ema 40"
+    )
     assert lines[5] == "run-1: training for 1,000 env steps"
     assert all(len(line) > 60 for line in lines[1:5])  # long lines are not wrapped
-    assert lines[-1].startswith("stopped: step 500/1,000 (50.0%) | episode/return 20")
+    assert lines[-1].startswith(
+        "stopped: step 500/1,000 (50.0%) | episode/return_ema 18"
+    )
 
 
 def test_learn_by_name_end_to_end(capsys, monkeypatch):

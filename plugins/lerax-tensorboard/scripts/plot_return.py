@@ -1,4 +1,4 @@
-"""Plot `episode/return` against the environment step from TensorBoard event files.
+"""Plot `episode/return_ema` against the environment step from TensorBoard event files.
 
     python plot_return.py runs/ -o return.png
 
@@ -14,7 +14,7 @@ import argparse
 import math
 from pathlib import Path
 
-TAG = "episode/return"
+TAG = "episode/return_ema"
 
 
 def read_curves(

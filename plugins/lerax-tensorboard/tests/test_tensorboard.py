@@ -378,10 +378,10 @@ def test_plot_script_draws_the_return_curve(trained, tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     curves = module.read_curves(trained.logdir)
-    expected = [
-        (step, metrics["episode/return"])
+    expected = [  # the default scalar is the moving average
+        (step, metrics["episode/return_ema"])
         for step, metrics in trained.recorder.iterations
-        if math.isfinite(metrics["episode/return"])
+        if math.isfinite(metrics["episode/return_ema"])
     ]
     assert list(curves) == ["ppo"]
     assert [step for step, _ in curves["ppo"]] == [step for step, _ in expected]
