@@ -117,13 +117,14 @@ def test_default_ppo_reports_its_own_rollout_size(env, policy):
         "key",
         jnp.zeros(2, jnp.float32),  # right shape, wrong dtype
         jnp.zeros(3, jnp.uint32),  # legacy key of the wrong length
-        jnp.zeros((2, 2), jnp.uint32),  # a batch of legacy keys
-        jax.random.split(jax.random.key(0), 2),  # a batch of typed keys
-        jax.random.key(0)[None],  # typed key with an extra axis
+        jnp.zeros((2, 3), jnp.uint32),  # a batch of legacy keys of the wrong length
+        jnp.zeros((2, 2, 2), jnp.uint32),  # a 2-D batch of legacy keys
+        jax.random.split(jax.random.key(0), (2, 2)),  # a 2-D batch of typed keys
+        jax.random.split(jax.random.key(0), 0),  # no key at all
     ],
     ids=lambda k: f"{type(k).__name__}{getattr(k, 'shape', '')}",
 )
-def test_key_must_be_a_single_prng_key(expect_early_error, bad):
+def test_key_must_be_a_key_or_a_batch_of_keys(expect_early_error, bad):
     message = expect_early_error(TypeError, "key", key=bad)
     assert "jax.random.key" in message
     if isinstance(bad, jax.Array):

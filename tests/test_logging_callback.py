@@ -225,7 +225,18 @@ def test_non_finite_metrics_reach_backends_as_such():
     recorder = Recorder()
     host = HostLogger([recorder], None, close_at_end=False)
     values = np.array([np.nan, np.inf, -np.inf], np.float32)
-    host.iteration(np.int32(10), values, np.bool_(True), names=("a", "b", "c"))
+    one = np.ones(1, bool)  # the calls carry a leading axis of members
+    host.iteration(
+        np.zeros(1, np.int32),
+        np.full(1, 10, np.int32),
+        values[None],
+        one,
+        np.zeros(1, np.float32),
+        np.zeros(1, np.int32),
+        np.zeros(1, np.int32),
+        running=one,
+        names=("a", "b", "c"),
+    )
     host.dispatcher.close()
     (event,) = recorder.iterations()
     assert (

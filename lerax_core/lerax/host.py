@@ -10,11 +10,13 @@ Ordering: a host call runs after every value passed to it is computed, and calls
 in a loop body run in iteration order. `call` returns a token; pass it as
 `after=` to later calls (through the callback's state) to order them after it.
 
-Under `vmap`, a call with a batched argument runs once per batch element, in
-order; one whose arguments are all unbatched runs once. Training loops trace
-their body inside `while_running`, so that the elements of a batch that have
-already stopped, whose state JAX keeps frozen while the others go on, make no
-host calls.
+Under `vmap` (many runs in one `learn`, see [`lerax.members`][]) a call crosses
+to the host once for the whole batch, never once per element: the method then
+runs once per batch element, in order, or, for a `call(..., batched=True)`,
+once with every operand stacked on a leading axis. Training loops trace their
+body inside `while_running`, so that the elements of a batch that have already
+stopped, whose state JAX keeps frozen while the others go on, make no host
+calls (a batched method receives the flags as `running=`).
 
 Cost: on CPU, calls go through `jax.experimental.buffer_callback`, which hands
 Python views of XLA's own buffers. `io_callback`, `pure_callback` and
@@ -84,7 +86,10 @@ def _on_host(
     """Return `run(*operands)`, computed on the host, as one array of type `result`.
 
     `run` gets NumPy copies of the operands: on CPU the buffers behind them
-    belong to XLA and are only valid during the call.
+    belong to XLA and are only valid during the call. Under `vmap` it is called
+    once for the whole batch: batched operands arrive with their batch axes in
+    front, unbatched ones with axes of size 1 there (JAX's `expand_dims`), and
+    it must return an array of the result's shape with those batch axes.
     """
     if not _buffers_reach_numpy():
         return io_callback(
@@ -96,10 +101,11 @@ def _on_host(
     def callback(context: Any, out: tuple[Any], *buffers: Any) -> None:
         del context
         copies = (np.asarray(buffer).copy() for buffer in buffers)
-        np.asarray(out[0])[...] = run(*copies)
+        target = np.asarray(out[0])
+        target[...] = np.broadcast_to(run(*copies), target.shape)
 
     send = buffer_callback(
-        callback, (result,), has_side_effect=True, vmap_method="sequential"
+        callback, (result,), has_side_effect=True, vmap_method="expand_dims"
     )
     (answer,) = send(*operands)
     return answer
@@ -123,11 +129,31 @@ def while_running(running: Bool[Array, ""]) -> Iterator[None]:
         _running.reset(token)
 
 
+def running() -> Bool[Array, ""]:
+    """From traced code: whether this run is still training (see `while_running`).
+
+    `True` outside a training loop's body.
+    """
+    flag = _running.get()
+    return jnp.asarray(True) if flag is None else flag
+
+
+def _batch_axes(marker: np.ndarray, arrays: tuple[np.ndarray, ...]) -> tuple[int, ...]:
+    """The shape of the batch axes in front of `arrays` (`()` outside `vmap`).
+
+    `marker` is a scalar operand that no `vmap` batches: it arrives with one
+    axis of size 1 per enclosing `vmap`.
+    """
+    depth = marker.ndim
+    return np.broadcast_shapes(*(a.shape[:depth] for a in arrays)) if depth else ()
+
+
 def call(
     method: str,
     handle: Int[Array, ""],
     *args: Any,
     after: Int[Array, ""] | None = None,
+    batched: bool = False,
     **static: Any,
 ) -> Int[Array, ""]:
     """From traced code, run `lookup(handle).method(*args, **static)` on the host.
@@ -136,20 +162,44 @@ def call(
     values fixed at trace time (part of the compiled program). `after` is a
     token from an earlier call that this one must follow. Returns this call's
     token.
+
+    Under `vmap` the whole batch crosses at once and the method runs once per
+    running element. With `batched=True` it runs once per crossing instead,
+    with every argument stacked on one leading axis (of length 1 outside
+    `vmap`) and the keyword `running`, a boolean array saying which elements
+    are running; it is not called when none is.
     """
 
     def run(
-        handle: np.ndarray, after: np.ndarray, running: np.ndarray, *args: np.ndarray
+        marker: np.ndarray,
+        handle: np.ndarray,
+        after: np.ndarray,
+        running: np.ndarray,
+        *args: np.ndarray,
     ) -> np.ndarray:
-        if running:
-            getattr(lookup(handle), method)(*args, **static)
+        batch = _batch_axes(marker, (handle, after, running, *args))
+        depth = len(batch)
+        size = int(np.prod(batch, dtype=np.int64))
+
+        def flat(a: np.ndarray) -> np.ndarray:  # one leading axis of the batch
+            return np.broadcast_to(a, batch + a.shape[depth:]).reshape(
+                (size, *a.shape[depth:])
+            )
+
+        handle, running = flat(handle), flat(running).astype(bool)
+        args = tuple(flat(a) for a in args)
+        target = lookup(handle[0]) if running.any() else None
+        if batched and target is not None:
+            getattr(target, method)(*args, running=running, **static)
+        elif target is not None:
+            for i in np.flatnonzero(running):
+                getattr(target, method)(*(a[i] for a in args), **static)
         return after + 1
 
     after = new_token() if after is None else after
-    running = _running.get()
-    running = jnp.asarray(True) if running is None else running
+    marker = jnp.zeros((), jnp.int8)
     token_type = jax.ShapeDtypeStruct((), jnp.int32)
-    return _on_host(run, token_type, handle, after, running, *args)
+    return _on_host(run, token_type, marker, handle, after, running(), *args)
 
 
 def ask(question: Callable[[], Any], dtype: Any) -> Array:

@@ -3,14 +3,18 @@
 import numbers
 import warnings
 from abc import abstractmethod
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from equinox import AbstractClassVar, AbstractVar
+from jax.sharding import Mesh
 from jaxtyping import Array, Float, Int, Key, PyTree
 
+from lerax.algorithm._members import check_keys, gather, mesh_for, split_grid
 from lerax.algorithm.rollout import Rollout
 from lerax.env._env import AbstractEnv
 from lerax.policy._policy import AbstractPolicy
@@ -20,23 +24,6 @@ StateT = TypeVar("StateT")
 
 class DivergenceWarning(RuntimeWarning):
     """Training produced NaN or infinite policy parameters."""
-
-
-def _check_key(key: Any) -> Key[Array, ""]:
-    """Accept a typed PRNG key (`jax.random.key`) or a legacy `PRNGKey` array."""
-    if isinstance(key, jax.Array):
-        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
-            return key
-        if key.dtype == jnp.uint32 and key.shape == (2,):
-            return jax.random.wrap_key_data(key)
-    described = (
-        f"an array of dtype {key.dtype} and shape {key.shape}"
-        if isinstance(key, jax.Array)
-        else repr(key)
-    )
-    raise TypeError(
-        f"key must be a single JAX PRNG key such as jax.random.key(0), got {described}."
-    )
 
 
 def _check_spaces(env: AbstractEnv, policy: AbstractPolicy) -> None:
@@ -180,9 +167,10 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
         policy: AbstractPolicy,
         total_timesteps: int,
         *,
-        key: Key[Array, ""],
+        key: Key[Array, ""] | Key[Array, " members"],
         callback: Any = None,
         stop_on_divergence: bool = True,
+        devices: Sequence[jax.Device] | Mesh | None = None,
     ) -> AbstractPolicy:
         """Train `policy` on `env` for `total_timesteps` steps; return the trained policy.
 
@@ -190,6 +178,18 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
         (`"console"`), a list mixing these, or `None`. Inputs are checked before
         anything compiles. The loop compiles once per set of shapes: calling
         `learn` again with the same kinds of arguments reuses it.
+
+        **Many runs.** With a batch of keys (`jax.random.split(key, 8)`), one
+        *member* is trained per key, in one compiled program, and the policies
+        come back stacked on a leading axis (as `eqx.filter_vmap` returns
+        them). Float hyper-parameters of the algorithm given as sequences (one
+        value per key) vary across members. `policy` is where every member
+        starts, or a policy per member stacked the same way. With several
+        devices the members are sharded over them when their number is a
+        multiple of the devices' (`devices=` a list of devices or a
+        `jax.sharding.Mesh` chooses); under `jax.distributed` each process
+        trains its share. Each member is its own run for logging backends. See
+        the "Many runs" guide.
 
         Ctrl-C (or SIGTERM) ends training within a fraction of a second, at an
         iteration boundary; the callbacks' `on_training_end` runs, then
@@ -200,7 +200,8 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
         returned and a `DivergenceWarning` says at which iteration; with
         `stop_on_divergence=False` training goes on and the warning still comes.
         """
-        from lerax.algorithm._loop import run_loop
+        from lerax.algorithm._loop import LoopResult, run_loop
+        from lerax.algorithm._members import MemberBatch, run_members
         from lerax.algorithm.interrupt import (
             TrainingInterrupted,
             poll_every,
@@ -220,27 +221,61 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
         _check_total_timesteps(
             total_timesteps, self.steps_per_iteration, type(self).__name__
         )
-        key = _check_key(key)
+        key, num_members = check_keys(key)
+        algorithm, varied = split_grid(self, num_members)
+        if num_members is None and devices is not None:
+            raise ValueError(
+                "devices= spreads many runs over devices: give one key per run "
+                "(key=jax.random.split(key, n)), or leave devices out."
+            )
+        mesh = None if num_members is None else mesh_for(num_members, devices)
         callback = resolve_callback(callback)
         total = jnp.asarray(total_timesteps, jnp.int32)
-        result, signum = run_interruptibly(
-            lambda: run_loop(
-                self,
-                env,
-                policy,
-                callback,
-                total,
-                key,
-                poll_every=poll_every(self.steps_per_iteration),
-                stop_on_divergence=bool(stop_on_divergence),
-            )
-        )
+        every = poll_every(self.steps_per_iteration)
+        if num_members is None:
+
+            def train() -> LoopResult:
+                return run_loop(
+                    algorithm,
+                    env,
+                    policy,
+                    callback,
+                    total,
+                    key,
+                    poll_every=every,
+                    stop_on_divergence=bool(stop_on_divergence),
+                )
+
+        else:
+            batch = MemberBatch.make(key, varied, policy, env, num_members, mesh)
+
+            def train() -> LoopResult:
+                return run_members(
+                    algorithm,
+                    env,
+                    batch.shared_policy,
+                    callback,
+                    total,
+                    batch.dynamic,
+                    poll_every=every,
+                    stop_on_divergence=bool(stop_on_divergence),
+                    mesh=mesh,
+                )
+
+        result, signum = run_interruptibly(train)
+        if num_members is not None and result is not None:
+            result = gather(result)
         assert result is not None
-        diverged_at = int(result.diverged_at)
-        if diverged_at >= 0:
+        diverged = np.atleast_1d(np.asarray(result.diverged_at))
+        for member, diverged_at in enumerate(diverged.tolist()):
+            if diverged_at < 0:
+                continue
             what = "stopped there" if stop_on_divergence else "training went on"
+            who = type(self).__name__ + (
+                "" if num_members is None else f" (member {member})"
+            )
             warnings.warn(
-                f"{type(self).__name__} diverged at iteration {diverged_at} (step "
+                f"{who} diverged at iteration {diverged_at} (step "
                 f"{diverged_at * self.steps_per_iteration}): the policy's parameters "
                 f"became NaN or infinite; {what}"
                 + (

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Key, PyTree
 
-from lerax import host
+from lerax import host, members
 from lerax.algorithm._prng import loop_key
 from lerax.algorithm.interrupt import poll_interrupt
 from lerax.algorithm.rollout import EnvCarry, collect_rollout
@@ -103,13 +103,42 @@ def run_loop(
     *,
     poll_every: int,
     stop_on_divergence: bool = True,
+    member: Int[Array, ""] | int = 0,
 ) -> LoopResult:
     """Train `policy` for `total_timesteps // steps_per_iteration` iterations.
 
     `poll_every`: iterations between two polls for Ctrl-C. With
     `stop_on_divergence`, an update that makes the policy non-finite is
-    discarded and training stops with `StopReason.DIVERGED`.
+    discarded and training stops with `StopReason.DIVERGED`. `member` is this
+    run's index when `learn` trains many (see `lerax.algorithm._members`).
     """
+    return loop(
+        algorithm,
+        env,
+        policy,
+        callback,
+        total_timesteps,
+        key,
+        poll_every=poll_every,
+        stop_on_divergence=stop_on_divergence,
+        member=member,
+    )
+
+
+def loop(
+    algorithm: AbstractAlgorithm,
+    env: AbstractEnv,
+    policy: AbstractPolicy,
+    callback: AbstractCallback,
+    total_timesteps: Int[Array, ""],
+    key: Key[Array, ""],
+    *,
+    poll_every: int,
+    stop_on_divergence: bool = True,
+    member: Int[Array, ""] | int = 0,
+) -> LoopResult:
+    """`run_loop` unjitted, for `learn`'s many-member program to `vmap`."""
+    member = jnp.asarray(member, jnp.int32)
     steps = algorithm.steps_per_iteration
     num_iterations = total_timesteps // steps
     env_key, reset_key, start_key, iteration_key, end_key = jax.random.split(
@@ -129,7 +158,7 @@ def run_loop(
     training_log = {
         name: jnp.asarray(jnp.nan, jnp.float32) for name in algorithm.training_log_names
     }
-    shared: dict[str, Any] = dict(env=env, locals={"algorithm": algorithm})
+    shared: dict[str, Any] = dict(env=env, locals={"algorithm": algorithm, "key": key})
 
     def training_context(carry: LoopCarry) -> TrainingContext:
         return TrainingContext(
@@ -142,6 +171,7 @@ def run_loop(
             timestep=carry.iteration * steps,
             total_timesteps=total_timesteps,
             stop_reason=carry.stop_reason,
+            member=member,
             **shared,
         )
 
@@ -230,6 +260,7 @@ def run_loop(
             step_state=step_state,
             iteration=done,
             timestep=done * steps,
+            member=member,
             **shared,
         )
         callback_state = callback.on_iteration(iteration_ctx, key=hook_key)
@@ -271,13 +302,23 @@ def run_loop(
         return dynamic.stop_reason == StopReason.RUNNING
 
     def body(dynamic: LoopCarry) -> LoopCarry:
-        # Under vmap, runs that have stopped go through the body on frozen state
-        # until the last one stops: their host calls must not repeat.
+        # Members that have stopped go through the body on frozen state until
+        # the last one stops: their host calls must not repeat.
         with host.while_running(running(dynamic)):
             carry = iteration(eqx.combine(dynamic, static))
-        return eqx.partition(carry, eqx.is_array)[0]
+        new = eqx.partition(carry, eqx.is_array)[0]
+        if not members.axes():
+            return new
+        return jax.tree.map(
+            lambda n, o: jnp.where(running(dynamic), n, o), new, dynamic
+        )
 
-    dynamic = jax.lax.while_loop(running, body, dynamic)
+    # With many members every one loops until the last stops (their bodies may
+    # reduce across members, which needs all of them, on every device).
+    def any_running(dynamic: LoopCarry) -> Bool[Array, ""]:
+        return members.any_member(running(dynamic))
+
+    dynamic = jax.lax.while_loop(any_running, body, dynamic)
     carry = eqx.combine(dynamic, static)
     callback.on_training_end(training_context(carry), key=end_key)
     return LoopResult(carry.policy, carry.stop_reason, carry.diverged_at)

@@ -99,7 +99,8 @@ class IterationContext(AbstractContext):
     `step_state` holds every environment's step state (leading axis:
     environment). `iteration` counts finished iterations; `timestep` counts
     environment steps. In `continue_training`, `state` is what `on_iteration`
-    just returned.
+    just returned. `member` is which run this is when `learn` trains many at
+    once (see [`lerax.members`][]), `0` for a single run.
     """
 
     env: AbstractEnv
@@ -111,6 +112,7 @@ class IterationContext(AbstractContext):
     step_state: PyTree
     iteration: Int[Array, ""]
     timestep: Int[Array, ""]
+    member: Int[Array, ""]
 
 
 class TrainingContext(AbstractContext):
@@ -118,7 +120,8 @@ class TrainingContext(AbstractContext):
 
     `algorithm` is the algorithm being run, for its hyper-parameters.
     `stop_reason` is a [`StopReason`][lerax.callback.StopReason] code:
-    `RUNNING` at the start, why training ended at the end.
+    `RUNNING` at the start, why training ended at the end. `member` is which
+    run this is when `learn` trains many at once, `0` for a single run.
     """
 
     env: AbstractEnv
@@ -132,3 +135,4 @@ class TrainingContext(AbstractContext):
     timestep: Int[Array, ""]
     total_timesteps: Int[Array, ""]
     stop_reason: Int[Array, ""]
+    member: Int[Array, ""]

@@ -1,5 +1,6 @@
 """Log training metrics to pluggable backends, crossing to the host once per iteration."""
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -8,13 +9,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, Key
 
-from lerax import host
+from lerax import host, members
 from lerax._hyperparameters import hyperparameters
 from lerax.callback._callback import AbstractCallback
 from lerax.callback.context import (
     IterationContext,
     ResetContext,
     StepContext,
+    StopReason,
     TrainingContext,
 )
 from lerax.logging.host_logger import HostLogger
@@ -34,8 +36,10 @@ class LoggingState(eqx.Module):
 
     The exponential moving averages of episode return and length, and the
     metrics of the last iteration, which are sent to the host during the next
-    one (or at training end). `token` comes from the host call at training
-    start; later host calls are ordered after it (see [`lerax.host`][]).
+    one (or at training end), with, when `learn` trains many members, their
+    mean, standard deviation, minimum and maximum across members. `token`
+    comes from the host call at training start; later host calls are ordered
+    after it (see [`lerax.host`][]).
     """
 
     returns: Float[Array, ""]
@@ -44,6 +48,7 @@ class LoggingState(eqx.Module):
     token: Int[Array, ""]
     pending: Float[Array, " metrics"]
     pending_step: Int[Array, ""]  # 0 until an iteration has finished
+    pending_summary: Float[Array, "..."]  # across members: (4, metrics); () alone
 
 
 def _metric_names(training_log: dict) -> tuple[str, ...]:
@@ -70,6 +75,19 @@ DEPRECATED_METRICS = {
 }
 """Old metric names still sent for one release, each with the value of the name it
 maps to; the next release removes them (see the Logging page's renamed metrics)."""
+
+
+def _group_reason(reason: Int[Array, ""]) -> Int[Array, ""]:
+    """Why a group of members ended, for its aggregate run: interrupted if any
+    member was, else the members' common reason, else stopped (each member's
+    own run records its own)."""
+    if not members.axes():
+        return reason
+    interrupted = members.any_member(reason == StopReason.INTERRUPTED)
+    common = members.shared(reason, jnp.asarray(True))
+    alike = members.count(reason != common) == 0
+    group = jnp.where(alike, common, StopReason.STOPPED)
+    return jnp.where(interrupted, StopReason.INTERRUPTED, group).astype(jnp.int32)
 
 
 MAX_RUN_NAME = 128
@@ -189,6 +207,7 @@ class LoggingCallback(AbstractCallback):
             host.new_token(),
             pending,
             jnp.zeros((), jnp.int32),
+            jnp.zeros((4, pending.size) if members.axes() else (), jnp.float32),
         )
 
     def step_reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> EpisodeStats:
@@ -216,15 +235,32 @@ class LoggingCallback(AbstractCallback):
             )
             for name, value in hyperparameters(part).items()
         }
+        # Hyper-parameters that vary across members are traced values here.
+        varied = {
+            f"algorithm/{field.name}": value
+            for field in dataclasses.fields(ctx.algorithm)
+            if isinstance(value := getattr(ctx.algorithm, field.name), jax.Array)
+            and value.ndim == 0
+        }
+        key_data = jax.random.key_data(ctx.locals["key"]).reshape(-1)
         token = host.call(
             "start",
             self.handle,
+            ctx.member,
             ctx.timestep,
             ctx.total_timesteps,
+            jnp.stack([jnp.asarray(v, jnp.float32) for v in varied.values()])
+            if varied
+            else jnp.zeros(0, jnp.float32),
+            key_data,
+            members.count(jnp.asarray(True)),
             after=ctx.state.token,
+            batched=True,
             hyperparameters=settings,
+            varied=tuple(varied),
             algorithm=type(ctx.algorithm).__name__,
             env=type(ctx.env).__name__,
+            many=bool(members.axes()),
         )
         return eqx.tree_at(lambda s: s.token, ctx.state, token)
 
@@ -234,7 +270,7 @@ class LoggingCallback(AbstractCallback):
         # The previous iteration's metrics go to the host first: they depend only
         # on the carried state, so XLA runs this call alongside the rollout
         # instead of at the end of the iteration, where it would hold up the loop.
-        self._send_pending(ctx.state, ctx.training_log)
+        self._send_pending(ctx.state, ctx.training_log, ctx.member)
         totals = jax.tree.map(jnp.sum, ctx.step_state)
         finished = totals.count > 0
         mean_return = totals.returns / totals.count  # NaN when no episode finished
@@ -267,6 +303,9 @@ class LoggingCallback(AbstractCallback):
         # iteration sends it.
         names = _metric_names(ctx.training_log)
         values = jnp.stack([jnp.asarray(metrics[name], jnp.float32) for name in names])
+        summary = state.pending_summary
+        if members.axes():  # computed now, while every member of this iteration runs
+            summary = members.summary(values, host.running())
         return LoggingState(
             returns,
             lengths,
@@ -274,23 +313,46 @@ class LoggingCallback(AbstractCallback):
             state.token,
             values,
             jnp.asarray(ctx.timestep, jnp.int32),
+            summary,
         )
 
     def _send_pending(
-        self, state: LoggingState, training_log: dict, *, last: bool = False
+        self,
+        state: LoggingState,
+        training_log: dict,
+        member: Int[Array, ""],
+        *,
+        last: bool = False,
     ) -> Int[Array, ""]:
         """Send the metrics of the last finished iteration; the host skips them if
         no iteration has finished yet. That flag travels with them rather than as
         a `lax.cond` around the call, which under `vmap` would run both branches.
         Returns the call's token.
         """
+        has_values = state.pending_step > 0
+        summary, summary_step, running = state.pending_summary, state.pending_step, 0
+        if members.axes():
+            # The summary of the newest pending iteration, which the members
+            # that ran it hold (a member that stopped earlier holds an older one).
+            holders = host.running() & has_values
+            if last:
+                newest = members.shared(state.pending_step, has_values)
+                holders = has_values & (state.pending_step == newest)
+            summary = members.shared(summary, holders)
+            summary_step = members.shared(state.pending_step, holders)
+            running = members.count(holders)
         return host.call(
             "iteration",
             self.handle,
+            member,
             state.pending_step,
             state.pending,
-            state.pending_step > 0,
+            has_values,
+            summary,
+            jnp.asarray(summary_step, jnp.int32),
+            jnp.asarray(running, jnp.int32),
             after=state.token,
+            batched=True,
             names=_metric_names(training_log),
             last=last,
         )
@@ -298,8 +360,20 @@ class LoggingCallback(AbstractCallback):
     def on_training_end(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> LoggingState:
-        after_last = self._send_pending(ctx.state, ctx.training_log, last=True)
-        host.call("end", self.handle, ctx.timestep, ctx.stop_reason, after=after_last)
+        after_last = self._send_pending(
+            ctx.state, ctx.training_log, ctx.member, last=True
+        )
+        host.call(
+            "end",
+            self.handle,
+            ctx.member,
+            ctx.timestep,
+            ctx.stop_reason,
+            members.shared(ctx.timestep, jnp.asarray(True)),
+            _group_reason(ctx.stop_reason),
+            after=after_last,
+            batched=True,
+        )
         return ctx.state
 
     def close(self) -> None:

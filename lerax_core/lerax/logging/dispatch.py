@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from lerax.plugin.hookspecs import AbstractLoggingBackend
+from lerax.plugin.hookspecs import LOGGING_HOOKS, AbstractLoggingBackend
 from lerax.plugin.registry import LeraxPluginManager
 
 CLOSE_TIMEOUT = 30.0
@@ -29,6 +29,7 @@ class _Worker:
     def __init__(self, dispatcher: "BackendDispatcher", backend, name: str, size: int):
         self.dispatcher, self.backend, self.name = dispatcher, backend, name
         self.queue: queue.Queue = queue.Queue(size)
+        self.takes_members = dispatcher.takes_members(backend)
         self.thread: threading.Thread | None = None
         self.thinned = 0
 
@@ -111,9 +112,31 @@ class BackendDispatcher:
         self._closing = self._stop_sent = self._closed = False
         atexit.register(self.close)
 
-    def submit(self, hook: str, **kwargs: Any) -> None:
+    def takes_members(self, backend: AbstractLoggingBackend) -> bool:
+        """Whether `backend` implements a logging hook with a `member` argument,
+        and so receives every member's run when `learn` trains many."""
+        return any(
+            impl.plugin is backend and "member" in impl.argnames
+            for hook in LOGGING_HOOKS
+            for impl in getattr(self.manager.hook, hook).get_hookimpls()
+        )
+
+    def submit(
+        self,
+        hook: str,
+        *,
+        member: int | None = None,
+        group: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Queue a call of `hook` on every backend; never waits for a slow one
-        on iteration rows."""
+        on iteration rows.
+
+        An event of one `member` of many goes only to the backends that take
+        members; `member=None` is the run itself, or the group's aggregate run
+        when `group` is given.
+        """
+        kwargs = {**kwargs, "member": member, "group": group}
         with self._lock:
             if self._closing:
                 raise RuntimeError(
@@ -126,7 +149,8 @@ class BackendDispatcher:
                     for b in self.backends
                 ]
         for worker in self._workers:
-            worker.put((hook, kwargs))
+            if member is None or worker.takes_members:
+                worker.put((hook, kwargs))
 
     def call_one(
         self, backend: AbstractLoggingBackend, name: str, hook: str, kwargs: dict

@@ -1,6 +1,7 @@
 """A logging backend that keeps what it receives, to compare real outputs against."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, final
 
 from lerax.plugin.hookspecs import AbstractLoggingBackend
@@ -43,3 +44,52 @@ class RecordingBackend(AbstractLoggingBackend):
 
     def lerax_close(self) -> None:
         self.events.append("close")
+
+
+@dataclass
+class RecordedRun:
+    """What one run (a member's, or the aggregate) received."""
+
+    run_name: str
+    hyperparameters: dict[str, Any]
+    group: str | None
+    iterations: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    ends: list[tuple[int, str]] = field(default_factory=list)
+
+
+@final
+class MemberRecordingBackend(AbstractLoggingBackend):
+    """Records every run it receives, members included, as plain Python values.
+
+    It takes the `member` argument, so when `learn` trains many members it
+    gets each member's run and the group's aggregate run (`runs[None]`); for a
+    single run, `runs[None]` is that run. `events` lists `(hook, member)` in
+    call order.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int | None]] = []
+        self.runs: dict[int | None, RecordedRun] = {}
+
+    def lerax_on_training_start(
+        self,
+        run_name: str,
+        hyperparameters: Mapping[str, Any],
+        member: int | None,
+        group: str | None,
+    ) -> None:
+        self.events.append(("start", member))
+        self.runs[member] = RecordedRun(run_name, dict(hyperparameters), group)
+
+    def lerax_on_iteration(
+        self, step: int, metrics: Mapping[str, float], member: int | None
+    ) -> None:
+        self.events.append(("iteration", member))
+        self.runs[member].iterations.append((step, dict(metrics)))
+
+    def lerax_on_training_end(self, step: int, reason: str, member: int | None) -> None:
+        self.events.append(("end", member))
+        self.runs[member].ends.append((step, reason))
+
+    def lerax_close(self) -> None:
+        self.events.append(("close", None))

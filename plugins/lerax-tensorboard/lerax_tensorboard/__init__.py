@@ -143,6 +143,61 @@ def _markdown_table(hyperparameters: Mapping[str, Any]) -> str:
     return "\n".join(["| hyper-parameter | value |", "|---|---|", *rows])
 
 
+class _RunFile:
+    """One run's event file: where it is, and what was written to it."""
+
+    def __init__(self, directory: Path, hyperparameters: Mapping[str, Any]):
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.summary import text
+
+        _make_writable_directory(directory)
+        self.directory = directory
+        # tensorboardX's synchronous EventsWriter, not its SummaryWriter: we
+        # already run on Lerax's logging thread, and SummaryWriter's own atexit
+        # hook would close the file before Lerax's exit hook delivers the
+        # events still queued, losing them. The suffix keeps two files opened
+        # in the same second apart.
+        suffix = f".{os.getpid()}.{next(_file_numbers)}"
+        self.writer: EventsWriter | None = EventsWriter(
+            str(directory / "events"), suffix
+        )
+        self.finished, self.step, self.last_flush = False, 0, 0.0
+        self.write(_session_start(hyperparameters), step=0)
+        self.write(text(HYPERPARAMETERS_TAG, _markdown_table(hyperparameters)), 0)
+        self.flush()
+
+    def write(self, summary: Any, step: int) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+
+        assert self.writer is not None
+        event = Event(wall_time=time.time(), step=int(step), summary=summary)
+        self.writer.write_event(event)
+
+    def flush(self) -> None:
+        assert self.writer is not None
+        self.writer.flush()
+        self.last_flush = time.monotonic()
+
+    def end(self, step: int, reason: str) -> None:
+        # An interrupted run is marked failed; a completed or early-stopped one
+        # succeeded. (TensorBoard's HParams has no "aborted" status.)
+        self.write(_session_end(finished=reason != "interrupted"), step)
+        self.finished = True
+        self.flush()
+
+    def close(self) -> None:
+        """Mark a run that did not reach training end failed; flush and close."""
+        writer = self.writer
+        if writer is None:
+            return
+        try:
+            if not self.finished:
+                self.write(_session_end(finished=False), self.step)
+        finally:
+            self.writer = None
+            writer.close()
+
+
 @final
 class TensorBoardBackend(AbstractLoggingBackend):
     """Write training metrics and hyper-parameters as TensorBoard event files.
@@ -154,6 +209,11 @@ class TensorBoardBackend(AbstractLoggingBackend):
     The hyper-parameters go to the HParams dashboard, which lists the run as
     succeeded once training ends, or failed if it is closed before (an interrupted
     run), and, as a table, to the Text dashboard.
+
+    When `learn` trains many members, the group's directory (`log_dir`, or
+    `runs/<group name>`) holds one subdirectory per member (`member-0`, ...)
+    and `aggregate`, whose curves are the members' mean with `_std`, `_min`
+    and `_max` beside it: TensorBoard draws every member and the mean together.
 
     Events are written as they arrive and flushed to disk at the end of the first
     iteration `flush_secs` seconds after the previous flush (`0`: after every
@@ -198,35 +258,30 @@ class TensorBoardBackend(AbstractLoggingBackend):
         else:
             _check_can_create(self._root)
         self.log_dir: Path | None = self._fixed_dir
-        """The directory of the current (or last) run; `None` before a default run."""
-        self._writer: EventsWriter | None = None
-        self._finished = False
-        self._step = 0
-        self._last_flush = 0.0
+        """The directory of the current (or last) run, or of the group of many
+        members' runs; `None` before a default run."""
+        self._runs: dict[int | None, _RunFile] = {}
         self._lock = threading.Lock()
 
     def lerax_on_training_start(
-        self, run_name: str, hyperparameters: Mapping[str, Any]
+        self,
+        run_name: str,
+        hyperparameters: Mapping[str, Any],
+        member: int | None,
+        group: str | None,
     ) -> None:
-        from tensorboardX.event_file_writer import EventsWriter
-        from tensorboardX.summary import text
-
         with self._lock:
-            self._close_writer()
-            directory = self._fixed_dir or self._run_directory(run_name)
-            _make_writable_directory(directory)
-            self.log_dir = directory
-            # tensorboardX's synchronous EventsWriter, not its SummaryWriter: we
-            # already run on Lerax's logging thread, and SummaryWriter's own atexit
-            # hook would close the file before Lerax's exit hook delivers the
-            # events still queued, losing them. The suffix keeps two files opened
-            # in the same second apart.
-            suffix = f".{os.getpid()}.{next(_file_numbers)}"
-            self._writer = EventsWriter(str(directory / "events"), suffix)
-            self._finished, self._step = False, 0
-            self._write(_session_start(hyperparameters), step=0)
-            self._write(text(HYPERPARAMETERS_TAG, _markdown_table(hyperparameters)), 0)
-            self._flush()
+            if member is None:  # a new run or group: the last one is over
+                self._close_all()
+            if group is None:
+                directory = self._fixed_dir or self._run_directory(run_name)
+                self.log_dir = directory
+            else:
+                base = self._fixed_dir or self._run_directory(group)
+                self.log_dir = base
+                leaf = "aggregate" if member is None else run_name.rpartition("/")[2]
+                directory = base / directory_name(leaf)
+            self._runs[member] = _RunFile(directory, hyperparameters)
 
     def _run_directory(self, run_name: str) -> Path:
         """`runs/<run name>`, made safe, and never outside the runs root."""
@@ -239,62 +294,53 @@ class TensorBoardBackend(AbstractLoggingBackend):
             )
         return directory
 
-    def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
+    def _open_run(self, member: int | None) -> _RunFile:
+        run = self._runs.get(member)
+        if run is None or run.writer is None:
+            raise RuntimeError(
+                "TensorBoardBackend has no open event file: "
+                "lerax_on_training_start was not called or failed."
+            )
+        return run
+
+    def lerax_on_iteration(
+        self, step: int, metrics: Mapping[str, float], member: int | None
+    ) -> None:
         from tensorboardX.proto.summary_pb2 import Summary
 
         with self._lock:
-            if self._writer is None:
-                raise RuntimeError(
-                    "TensorBoardBackend has no open event file: "
-                    "lerax_on_training_start was not called or failed."
-                )
+            run = self._open_run(member)
             # Built directly rather than with tensorboardX.summary.scalar, which
             # logs a warning for every NaN (episode means are NaN by design).
             values = [
                 Summary.Value(tag=_tag(name), simple_value=float(value))
                 for name, value in metrics.items()
             ]
-            self._write(Summary(value=values), step)
-            self._step = step
-            if time.monotonic() - self._last_flush >= self.flush_secs:
-                self._flush()
+            run.write(Summary(value=values), step)
+            run.step = step
+            if time.monotonic() - run.last_flush >= self.flush_secs:
+                run.flush()
 
-    def lerax_on_training_end(self, step: int, reason: str) -> None:
+    def lerax_on_training_end(self, step: int, reason: str, member: int | None) -> None:
         with self._lock:
-            if self._writer is not None:
-                # An interrupted run is marked failed; a completed or early-stopped one
-                # succeeded. (TensorBoard's HParams has no "aborted" status.)
-                self._write(_session_end(finished=reason != "interrupted"), step)
-                self._finished = True
-                self._flush()
+            run = self._runs.get(member)
+            if run is not None and run.writer is not None:
+                run.end(step, reason)
 
     def lerax_close(self) -> None:
         with self._lock:
-            self._close_writer()
+            self._close_all()
 
-    def _write(self, summary: Any, step: int) -> None:
-        from tensorboardX.proto.event_pb2 import Event
-
-        assert self._writer is not None
-        event = Event(wall_time=time.time(), step=int(step), summary=summary)
-        self._writer.write_event(event)
-
-    def _flush(self) -> None:
-        assert self._writer is not None
-        self._writer.flush()
-        self._last_flush = time.monotonic()
-
-    def _close_writer(self) -> None:
-        """Mark a run that did not reach training end failed; flush and close its file."""
-        writer = self._writer
-        if writer is None:
-            return
-        try:
-            if not self._finished:
-                self._write(_session_end(finished=False), self._step)
-        finally:
-            self._writer = None
-            writer.close()
+    def _close_all(self) -> None:
+        runs, self._runs = list(self._runs.values()), {}
+        errors = []
+        for run in runs:
+            try:
+                run.close()
+            except OSError as error:  # close the others all the same
+                errors.append(error)
+        if errors:
+            raise errors[0]
 
 
 @hookimpl
