@@ -76,12 +76,12 @@ class HostLogger:
         skipped = self.log_every > 1 and int(metrics["time/iteration"]) % self.log_every
         if skipped and not last:
             return
-        now, step = time.perf_counter(), int(step)
+        now, step = time.perf_counter(), int(step)  # pyright: ignore[reportAssignmentType]  # step: the array as an int from here on
         if self._last is not None and now > self._last[0]:
             metrics["time/steps_per_second"] = (step - self._last[1]) / (
                 now - self._last[0]
             )
-        self._last = (now, step)
+        self._last = (now, step)  # pyright: ignore[reportAttributeAccessIssue]  # step is an int (see above)
         self.dispatcher.submit("lerax_on_iteration", step=step, metrics=metrics)
 
     def end(self, step: np.ndarray, stop_reason: np.ndarray) -> None:
