@@ -4,13 +4,13 @@ import numbers
 import warnings
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from equinox import AbstractClassVar, AbstractVar
+from equinox import AbstractVar
 from jax.sharding import Mesh
 from jaxtyping import Array, Float, Int, Key, PyTree
 
@@ -18,6 +18,11 @@ from lerax.algorithm._members import check_keys, gather, mesh_for, split_grid
 from lerax.algorithm.rollout import Rollout
 from lerax.env._env import AbstractEnv
 from lerax.policy._policy import AbstractPolicy
+
+if TYPE_CHECKING:  # pyright cannot see through eqx.AbstractClassVar (pyright#4965)
+    from typing import ClassVar as AbstractClassVar
+else:
+    from equinox import AbstractClassVar
 
 StateT = TypeVar("StateT")
 
@@ -46,7 +51,7 @@ def _check_total_timesteps(total_timesteps: Any, steps_per_iteration: int, name:
             f"total_timesteps must be a positive int, got {total_timesteps!r} "
             f"({type(total_timesteps).__name__})."
         )
-    if total_timesteps >= 2**31:
+    if int(total_timesteps) >= 2**31:
         raise ValueError(
             f"total_timesteps={total_timesteps} is too large: the step counter is "
             f"a 32-bit integer, so ask for fewer than 2**31 steps per learn call "

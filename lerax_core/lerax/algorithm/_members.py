@@ -40,7 +40,9 @@ def check_keys(key: Any) -> tuple[Key[Array, "..."], int | None]:
                 return key, key.shape[0]
         elif key.dtype == jnp.uint32 and key.shape == (2,):
             return jax.random.wrap_key_data(key), None
-        elif key.dtype == jnp.uint32 and key.ndim == 2 and key.shape[1] == 2 > 0 < key.shape[0]:
+        elif key.dtype == jnp.uint32 and key.ndim == 2 and key.shape[1] == 2:
+            if key.shape[0] == 0:
+                raise TypeError("key is an empty batch: give at least one key.")
             return jax.random.wrap_key_data(key), key.shape[0]
     described = (
         f"an array of dtype {key.dtype} and shape {key.shape}"

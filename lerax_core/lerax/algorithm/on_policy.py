@@ -5,12 +5,13 @@ An on-policy algorithm (PPO, A2C) is then a loss and its settings: see
 """
 
 from abc import abstractmethod
+from typing import TYPE_CHECKING
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from equinox import AbstractClassVar, AbstractVar
+from equinox import AbstractVar
 from jaxtyping import Array, Float, Int, Key, PyTree
 
 from lerax.algorithm._algorithm import AbstractAlgorithm
@@ -19,6 +20,11 @@ from lerax.algorithm.rollout import Rollout
 from lerax.env._env import AbstractEnv
 from lerax.policy._policy import AbstractPolicy
 from lerax.policy.actor_critic import AbstractActorCriticPolicy
+
+if TYPE_CHECKING:  # pyright cannot see through eqx.AbstractClassVar (pyright#4965)
+    from typing import ClassVar as AbstractClassVar
+else:
+    from equinox import AbstractClassVar
 
 
 class OnPolicyState(eqx.Module):

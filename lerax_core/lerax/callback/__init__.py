@@ -6,7 +6,7 @@ e.g. `from lerax.callback import ConsoleBackend` once `lerax-console` is install
 are importable from here as well.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lerax import host
 from lerax.callback._callback import (
@@ -25,6 +25,9 @@ from lerax.callback.context import (
 )
 from lerax.callback.resolve import make, resolve_callback
 from lerax.plugin.hookspecs import AbstractLoggingBackend
+
+if TYPE_CHECKING:  # imported lazily by __getattr__ below
+    from lerax.logging import LoggingCallback
 
 __all__ = [
     "AbstractCallback",

@@ -1,6 +1,7 @@
 """The environment interface: pure `reset`/`step` functions over an explicit state."""
 
 from abc import abstractmethod
+from typing import TYPE_CHECKING
 
 import equinox as eqx
 import jax
@@ -19,8 +20,15 @@ class AbstractEnv(eqx.Module):
     are provided here once, so a new environment is just a new `reset` and `step`.
     """
 
-    observation_space: AbstractVar[AbstractSpace]
-    action_space: AbstractVar[AbstractSpace]
+    if TYPE_CHECKING:
+        # Not `__init__` parameters to a type checker, so that `CartPole()`, whose
+        # spaces are properties, type-checks (equinox#1123); a subclass that
+        # makes them fields redeclares them, which makes them parameters again.
+        observation_space: AbstractSpace = eqx.field(init=False)
+        action_space: AbstractSpace = eqx.field(init=False)
+    else:
+        observation_space: AbstractVar[AbstractSpace]
+        action_space: AbstractVar[AbstractSpace]
 
     @abstractmethod
     def reset(self, *, key: Key[Array, ""]) -> tuple[PyTree, Array]:

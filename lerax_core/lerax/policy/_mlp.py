@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -14,7 +15,7 @@ from lerax.env.spaces import AbstractSpace, Discrete
 
 def orthogonal_mlp(
     in_size: int,
-    out_size: int | str,
+    out_size: int | Literal["scalar"],
     width: int,
     depth: int,
     out_scale: float,

@@ -175,7 +175,7 @@ def _recorder() -> tuple[_LifecycleRecorder, _Journal]:
 def _compiles_during(run: Any) -> list[str]:
     compiled: list[str] = []
 
-    def listener(event: str, duration: float, **kwargs: Any) -> None:
+    def listener(event: str, duration_secs: float, **kwargs: Any) -> None:
         if event == "/jax/core/compile/backend_compile_duration":
             compiled.append(str(kwargs.get("fun_name", "?")))
 

@@ -83,7 +83,7 @@ def _positive_int(value: Any) -> bool:
     return (
         isinstance(value, numbers.Integral)
         and not isinstance(value, bool)
-        and value > 0
+        and int(value) > 0
     )
 
 

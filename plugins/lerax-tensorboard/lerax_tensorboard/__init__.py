@@ -102,8 +102,8 @@ def _check_can_create(path: Path) -> None:
 
 def _hparams_summary(tag: str, **plugin_data: Any) -> Any:
     """A summary carrying `HParamsPluginData(**plugin_data)` for the HParams dashboard."""
-    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
-    from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData  # pyright: ignore[reportAttributeAccessIssue]  # protobuf code, no stubs
+    from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata  # pyright: ignore[reportAttributeAccessIssue]  # protobuf code, no stubs
 
     content = HParamsPluginData(version=0, **plugin_data).SerializeToString()
     metadata = SummaryMetadata(
@@ -113,7 +113,7 @@ def _hparams_summary(tag: str, **plugin_data: Any) -> Any:
 
 
 def _session_start(hyperparameters: Mapping[str, Any]) -> Any:
-    from tensorboardX.proto.plugin_hparams_pb2 import SessionStartInfo
+    from tensorboardX.proto.plugin_hparams_pb2 import SessionStartInfo  # pyright: ignore[reportAttributeAccessIssue]  # protobuf code, no stubs
 
     info = SessionStartInfo(start_time_secs=time.time())
     for name, value in hyperparameters.items():
@@ -127,8 +127,8 @@ def _session_start(hyperparameters: Mapping[str, Any]) -> Any:
 
 
 def _session_end(finished: bool) -> Any:
-    from tensorboardX.proto.api_pb2 import Status
-    from tensorboardX.proto.plugin_hparams_pb2 import SessionEndInfo
+    from tensorboardX.proto.api_pb2 import Status  # pyright: ignore[reportAttributeAccessIssue]  # protobuf code, no stubs
+    from tensorboardX.proto.plugin_hparams_pb2 import SessionEndInfo  # pyright: ignore[reportAttributeAccessIssue]  # protobuf code, no stubs
 
     status = Status.Value("STATUS_SUCCESS" if finished else "STATUS_FAILURE")
     info = SessionEndInfo(status=status, end_time_secs=time.time())
@@ -167,7 +167,7 @@ class _RunFile:
         self.flush()
 
     def write(self, summary: Any, step: int) -> None:
-        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.event_pb2 import Event  # pyright: ignore[reportAttributeAccessIssue]  # protobuf code, no stubs
 
         assert self.writer is not None
         event = Event(wall_time=time.time(), step=int(step), summary=summary)
@@ -306,7 +306,7 @@ class TensorBoardBackend(AbstractLoggingBackend):
     def lerax_on_iteration(
         self, step: int, metrics: Mapping[str, float], member: int | None
     ) -> None:
-        from tensorboardX.proto.summary_pb2 import Summary
+        from tensorboardX.proto.summary_pb2 import Summary  # pyright: ignore[reportAttributeAccessIssue]  # protobuf code, no stubs
 
         with self._lock:
             run = self._open_run(member)

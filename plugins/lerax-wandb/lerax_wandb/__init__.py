@@ -21,7 +21,7 @@ import threading
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any, Literal, final
 from urllib.parse import urlsplit
 
 from lerax import hookimpl
@@ -30,7 +30,8 @@ from lerax.plugin import AbstractLoggingBackend
 if TYPE_CHECKING:
     import wandb
 
-MODES = ("online", "offline", "disabled", "shared")
+_Mode = Literal["online", "offline", "disabled", "shared"]
+MODES: tuple[_Mode, ...] = ("online", "offline", "disabled", "shared")
 """What `mode=` and `WANDB_MODE` may be (wandb's legacy `dryrun` and `run` too)."""
 
 _LEGACY_MODES = {"dryrun": "offline", "run": "online"}
@@ -48,7 +49,7 @@ def _say(message: str) -> None:
     print(f"lerax-wandb: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 
-def _mode(value: Any, source: str) -> str:
+def _mode(value: Any, source: str) -> _Mode:
     """`value` as one of `MODES`, or a `ValueError` that names `source`."""
     mode = _LEGACY_MODES.get(value, value) if isinstance(value, str) else value
     if mode not in MODES:
@@ -266,7 +267,7 @@ class WandbBackend(AbstractLoggingBackend):
             getattr(wandb.setup().settings, "base_url", None) or _DEFAULT_BASE_URL
         )
 
-    def _choose_mode(self, requested: Any, settings: Any) -> tuple[str, str | None]:
+    def _choose_mode(self, requested: Any, settings: Any) -> tuple[_Mode, str | None]:
         """The mode to start in, and why it is offline when online was wanted."""
         if requested is None:
             requested = os.environ.get("WANDB_MODE") or "online"

@@ -46,7 +46,7 @@ class CartPole(AbstractEnv):
     max_episode_steps: int = 500
 
     @property
-    def observation_space(self) -> Box:
+    def observation_space(self) -> Box:  # pyright: ignore[reportIncompatibleVariableOverride]  # a property for an eqx.AbstractVar (equinox#882)
         bound = np.array(
             [
                 2 * self.x_threshold,
@@ -59,7 +59,7 @@ class CartPole(AbstractEnv):
         return Box(-bound, bound)
 
     @property
-    def action_space(self) -> Discrete:
+    def action_space(self) -> Discrete:  # pyright: ignore[reportIncompatibleVariableOverride]  # a property for an eqx.AbstractVar (equinox#882)
         return Discrete(2)
 
     def reset(self, *, key: Key[Array, ""]) -> tuple[CartPoleState, Float[Array, "4"]]:
