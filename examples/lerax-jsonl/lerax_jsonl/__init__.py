@@ -82,7 +82,9 @@ class JsonlBackend(AbstractLoggingBackend):
     """Append training events to `path`, or to `directory/<run name>.jsonl`.
 
     Each line is `{"event": "start" | "iteration" | "end", ...}`; iteration lines
-    carry `step` and the `metrics`. The file is flushed after every line so that
+    carry `step` and the `metrics`. When `learn` trains many members, the
+    group's runs share one file (named after the group) and every line has a
+    `member` field: the member's index, or `null` for the aggregate run. The file is flushed after every line so that
     an interrupted run keeps everything logged so far. Without `path`, the file
     is named after the run, made safe (see `file_name`) so that it stays inside
     `directory` whatever the run name. A path or directory that cannot be
@@ -105,35 +107,52 @@ class JsonlBackend(AbstractLoggingBackend):
             _check_file(self.path)
         else:
             _check_directory(self.directory, create=False, target=self.directory)
+        self._default_path = path is None
+        self._many = False
         self._file: IO[str] | None = None
 
-    def _write(self, record: Mapping[str, Any]) -> None:
+    def _write(self, record: Mapping[str, Any], member: int | None = None) -> None:
         if self._file is not None:
+            if self._many:  # every line of a group says whose it is
+                record = {**record, "member": member}
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()
 
     def lerax_on_training_start(
-        self, run_name: str, hyperparameters: Mapping[str, Any]
+        self,
+        run_name: str,
+        hyperparameters: Mapping[str, Any],
+        member: int | None = None,
+        group: str | None = None,
     ) -> None:
-        if self.path is None:
-            _check_directory(self.directory, create=True, target=self.directory)
-            self.path = self.directory / file_name(run_name)
-        if self._file is None:
-            self._file = self.path.open("a", encoding="utf-8")
+        if member is None:  # a run, or a group of members: one file
+            self._many = group is not None
+            if self._default_path:
+                _check_directory(self.directory, create=True, target=self.directory)
+                self.path = self.directory / file_name(run_name)
+                self.lerax_close()
+            if self._file is None:
+                assert self.path is not None
+                self._file = self.path.open("a", encoding="utf-8")
         self._write(
             {
                 "event": "start",
                 "run": run_name,
                 "hyperparameters": dict(hyperparameters),
-            }
+            },
+            member,
         )
 
-    def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
+    def lerax_on_iteration(
+        self, step: int, metrics: Mapping[str, float], member: int | None = None
+    ) -> None:
         values = {name: _finite_or_text(value) for name, value in metrics.items()}
-        self._write({"event": "iteration", "step": step, "metrics": values})
+        self._write({"event": "iteration", "step": step, "metrics": values}, member)
 
-    def lerax_on_training_end(self, step: int, reason: str) -> None:
-        self._write({"event": "end", "step": step, "reason": reason})
+    def lerax_on_training_end(
+        self, step: int, reason: str, member: int | None = None
+    ) -> None:
+        self._write({"event": "end", "step": step, "reason": reason}, member)
 
     def lerax_close(self) -> None:
         if self._file is not None:

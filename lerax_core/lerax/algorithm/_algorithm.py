@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from equinox import AbstractVar
@@ -172,10 +171,10 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
         policy: AbstractPolicy,
         total_timesteps: int,
         *,
-        key: Key[Array, ""] | Key[Array, " members"],
+        key: Key[Array, ""] | Key[Array, " n"],
         callback: Any = None,
         stop_on_divergence: bool = True,
-        devices: Sequence[jax.Device] | Mesh | None = None,
+        devices: Sequence[Any] | Mesh | None = None,
     ) -> AbstractPolicy:
         """Train `policy` on `env` for `total_timesteps` steps; return the trained policy.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import equinox as eqx
 import jax
@@ -23,7 +23,8 @@ from jaxtyping import Array, Float, Key
 
 from lerax import members
 
-Devices = Sequence[jax.Device] | Mesh
+Devices = Sequence[Any] | Mesh  # of jax.Device (not usable as a static type)
+ModuleT = TypeVar("ModuleT", bound=eqx.Module)
 
 
 def check_keys(key: Any) -> tuple[Key[Array, "..."], int | None]:
@@ -108,13 +109,13 @@ def grid_fields(algorithm: eqx.Module) -> dict[str, tuple[float, ...]]:
     return grid
 
 
-def _replace(module: eqx.Module, field: str, value: Any) -> eqx.Module:
+def _replace(module: ModuleT, field: str, value: Any) -> ModuleT:
     return eqx.tree_at(lambda m: getattr(m, field), module, value)
 
 
 def split_grid(
-    algorithm: eqx.Module, num_members: int | None
-) -> tuple[eqx.Module, dict[str, Float[Array, " members"]]]:
+    algorithm: ModuleT, num_members: int | None
+) -> tuple[ModuleT, dict[str, Float[Array, " members"]]]:
     """The algorithm with one value in each grid field, and the per-member values.
 
     Fields of length 1 become that float; the others are returned as arrays
@@ -143,7 +144,7 @@ def split_grid(
     return algorithm, varied
 
 
-def with_values(algorithm: eqx.Module, values: dict[str, Array]) -> eqx.Module:
+def with_values(algorithm: ModuleT, values: dict[str, Array]) -> ModuleT:
     """`algorithm` with `values` in its grid fields (inside the traced loop)."""
     if not values:
         return algorithm

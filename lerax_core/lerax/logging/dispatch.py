@@ -116,7 +116,7 @@ class BackendDispatcher:
         """Whether `backend` implements a logging hook with a `member` argument,
         and so receives every member's run when `learn` trains many."""
         return any(
-            impl.plugin is backend and "member" in impl.argnames
+            impl.plugin is backend and "member" in (*impl.argnames, *impl.kwargnames)
             for hook in LOGGING_HOOKS
             for impl in getattr(self.manager.hook, hook).get_hookimpls()
         )
@@ -160,7 +160,10 @@ class BackendDispatcher:
             if impl.plugin is not backend:
                 continue
             try:
-                impl.function(*(kwargs[arg] for arg in impl.argnames))
+                impl.function(
+                    *(kwargs[arg] for arg in impl.argnames),
+                    **{arg: kwargs[arg] for arg in impl.kwargnames if arg in kwargs},
+                )
             except BaseException as error:
                 if isinstance(error, KeyboardInterrupt) and _on_main_thread():
                     raise  # the user's Ctrl-C, not the backend's failure

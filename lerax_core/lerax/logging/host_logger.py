@@ -120,6 +120,7 @@ class HostLogger:
                     },
                     group=self.group,
                 )
+            assert self.group is not None
             for i in np.flatnonzero(running):
                 index = int(member[i])
                 self._open.add(index)

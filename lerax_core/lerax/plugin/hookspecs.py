@@ -75,23 +75,20 @@ class AbstractLoggingBackend(ABC):
     `__init__`; import heavy libraries there or inside the methods, not at
     module level, so that plugin discovery stays fast.
 
-    **Many runs.** When `learn` trains many members at once, a backend whose
-    hooks take a `member` argument gets every member's run (`member=0, 1,
-    ...`) and the group's aggregate run (`member=None`, with `group` set at
-    start), each started, fed and ended on its own; a backend without it gets
-    only the aggregate run, as one ordinary run. For a single run `member` and
-    `group` are `None`. Implementations may leave out any argument they do not
-    use.
+    **Many runs.** When `learn` trains many members at once, a backend without
+    a `member` argument gets the group's aggregate run as one ordinary run. A
+    backend whose hooks also take the keyword arguments `member: int | None =
+    None` (and, at start, `group: str | None = None`) gets every member's run
+    as well (`member=0, 1, ...`), each started, fed and ended on its own, and
+    the aggregate run as `member=None` with `group` set. For a single run both
+    are `None`. The defaults keep the hooks callable, and typed, as the specs
+    below.
     """
 
     @hookspec
     @abstractmethod
     def lerax_on_training_start(
-        self,
-        run_name: str,
-        hyperparameters: Mapping[str, Any],
-        member: int | None,
-        group: str | None,
+        self, run_name: str, hyperparameters: Mapping[str, Any]
     ) -> None:
         """A run starts: `run_name` is unique and readable, `hyperparameters` flat.
 
@@ -100,31 +97,30 @@ class AbstractLoggingBackend(ABC):
         per member, for progress displays); values are `bool`, `int`, `float`
         or `str`. Open files or runs here.
 
-        With many members: `group` is the group's name (the run name a single
-        run would have); a member's `run_name` is `<group>/member-<i>` and its
-        hyperparameters hold its own values of varied hyper-parameters plus
-        `run/group`, `run/member`, `run/members` and `run/key` (its PRNG key's
-        data); the aggregate run's `run_name` is the group's name and its
-        hyperparameters hold `run/members`.
+        With many members, `group` (keyword) is the group's name (the run name
+        a single run would have); a member's `run_name` is `<group>/member-<i>`
+        and its hyperparameters hold its own values of the varied
+        hyper-parameters plus `run/group`, `run/member`, `run/members` and
+        `run/key` (its PRNG key's data); the aggregate run's `run_name` is the
+        group's name and its hyperparameters hold `run/members` and
+        `run/varied` (the names of the hyper-parameters that vary).
         """
 
     @hookspec
     @abstractmethod
-    def lerax_on_iteration(
-        self, step: int, metrics: Mapping[str, float], member: int | None
-    ) -> None:
+    def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
         """One training iteration finished at environment step `step`.
 
         `metrics` maps stable names (`episode/return`, `train/policy_loss`, ...)
         to Python floats, which may be NaN or infinite. An aggregate run's row
-        (`member=None` of many) holds each metric's mean across members under
-        its own name, and its standard deviation, minimum and maximum with the
-        suffixes `_std`, `_min`, `_max`, plus `members/running`; its
-        `time/steps_per_second` counts every member's steps.
+        holds each metric's mean across the members under its own name, and
+        its standard deviation, minimum and maximum with the suffixes `_std`,
+        `_min` and `_max`, plus `members/running`; its `time/steps_per_second`
+        counts every member's steps.
         """
 
     @hookspec
-    def lerax_on_training_end(self, step: int, reason: str, member: int | None) -> None:
+    def lerax_on_training_end(self, step: int, reason: str) -> None:
         """Training ended at environment step `step`.
 
         `reason` says why: `"completed"` (all requested steps ran), `"stopped"`
@@ -132,7 +128,8 @@ class AbstractLoggingBackend(ABC):
         (Ctrl-C or SIGTERM) or `"diverged"` (the policy's parameters became
         NaN or infinite). An aggregate run ends `"interrupted"` if any member
         was, else with its members' common reason, else `"stopped"`. Optional:
-        does nothing by default.
+        does nothing by default, and implementations may leave `reason` out of
+        their signature.
         """
         return None
 

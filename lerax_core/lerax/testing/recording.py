@@ -75,19 +75,21 @@ class MemberRecordingBackend(AbstractLoggingBackend):
         self,
         run_name: str,
         hyperparameters: Mapping[str, Any],
-        member: int | None,
-        group: str | None,
+        member: int | None = None,
+        group: str | None = None,
     ) -> None:
         self.events.append(("start", member))
         self.runs[member] = RecordedRun(run_name, dict(hyperparameters), group)
 
     def lerax_on_iteration(
-        self, step: int, metrics: Mapping[str, float], member: int | None
+        self, step: int, metrics: Mapping[str, float], member: int | None = None
     ) -> None:
         self.events.append(("iteration", member))
         self.runs[member].iterations.append((step, dict(metrics)))
 
-    def lerax_on_training_end(self, step: int, reason: str, member: int | None) -> None:
+    def lerax_on_training_end(
+        self, step: int, reason: str, member: int | None = None
+    ) -> None:
         self.events.append(("end", member))
         self.runs[member].ends.append((step, reason))
 

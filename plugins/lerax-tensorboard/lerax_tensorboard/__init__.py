@@ -267,8 +267,8 @@ class TensorBoardBackend(AbstractLoggingBackend):
         self,
         run_name: str,
         hyperparameters: Mapping[str, Any],
-        member: int | None,
-        group: str | None,
+        member: int | None = None,
+        group: str | None = None,
     ) -> None:
         with self._lock:
             if member is None:  # a new run or group: the last one is over
@@ -304,7 +304,7 @@ class TensorBoardBackend(AbstractLoggingBackend):
         return run
 
     def lerax_on_iteration(
-        self, step: int, metrics: Mapping[str, float], member: int | None
+        self, step: int, metrics: Mapping[str, float], member: int | None = None
     ) -> None:
         from tensorboardX.proto.summary_pb2 import Summary  # pyright: ignore[reportAttributeAccessIssue]  # protobuf code, no stubs
 
@@ -321,7 +321,9 @@ class TensorBoardBackend(AbstractLoggingBackend):
             if time.monotonic() - run.last_flush >= self.flush_secs:
                 run.flush()
 
-    def lerax_on_training_end(self, step: int, reason: str, member: int | None) -> None:
+    def lerax_on_training_end(
+        self, step: int, reason: str, member: int | None = None
+    ) -> None:
         with self._lock:
             run = self._runs.get(member)
             if run is not None and run.writer is not None:

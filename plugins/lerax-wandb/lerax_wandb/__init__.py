@@ -162,6 +162,12 @@ class WandbBackend(AbstractLoggingBackend):
     the W&B run's display name, never part of a path, so whatever it holds every
     file stays in that folder.
 
+    When `learn` trains many members, each member is its own W&B run
+    (`<group>/member-<i>`, `job_type="member"`) and the aggregate across
+    members one more (`<group>/aggregate`, `job_type="aggregate"`), all in one
+    W&B `group` named after the group, so W&B's group view plots the members
+    together; each member's config holds its own hyper-parameter values and key.
+
     `lerax_close` finishes the run; a run that did not reach the end of training
     (an interrupt, an error) is finished with exit code 1, which W&B shows as
     failed, and keeps every row logged before.
@@ -235,8 +241,8 @@ class WandbBackend(AbstractLoggingBackend):
         self.project = project
         self.quiet = quiet
         self.init_options = dict(init_options)
-        self._run: wandb.Run | None = None
-        self._ended = False
+        self._runs: dict[int | None, wandb.Run] = {}
+        self._ended: dict[int | None, bool] = {}
         self._lock = threading.Lock()
         if mode != "disabled":
             # Exit handlers run last-registered first. Starting wandb's service
@@ -250,8 +256,15 @@ class WandbBackend(AbstractLoggingBackend):
 
     @property
     def run(self) -> wandb.Run | None:
-        """The W&B run of the current training, or `None` outside one."""
-        return self._run
+        """The W&B run of the current training (with many members, the group's
+        aggregate run), or `None` outside one."""
+        return self._runs.get(None)
+
+    @property
+    def runs(self) -> dict[int | None, wandb.Run]:
+        """The current training's W&B runs by member (`None`: the run itself,
+        or a group's aggregate run)."""
+        return dict(self._runs)
 
     def _base_url(self, settings: Any) -> str:
         import wandb
@@ -304,23 +317,37 @@ class WandbBackend(AbstractLoggingBackend):
             values.update(user)
         return wandb.Settings(**values)
 
-    def _finish(self) -> None:
-        """Finish the current run, if any (call with the lock held)."""
-        run, self._run = self._run, None
-        if run is not None:
-            run.finish(exit_code=0 if self._ended else 1)
+    def _finish(self, member: int | None = None, *, every: bool = False) -> None:
+        """Finish `member`'s run, or every run (call with the lock held)."""
+        for who in list(self._runs) if every else [member]:
+            run = self._runs.pop(who, None)
+            ended = self._ended.pop(who, False)
+            if run is not None:
+                run.finish(exit_code=0 if ended else 1)
 
     def lerax_on_training_start(
-        self, run_name: str, hyperparameters: Mapping[str, Any]
+        self,
+        run_name: str,
+        hyperparameters: Mapping[str, Any],
+        member: int | None = None,
+        group: str | None = None,
     ) -> None:
         import wandb
 
         with self._lock:
-            self._finish()  # a previous training through this backend
+            if member is None:  # a new training: any previous one is over
+                self._finish(every=True)
             options = dict(self.init_options)
             settings = options.pop("settings", None)
             mode, reason = self._choose_mode(options.pop("mode", None), settings)
             config = {**dict(options.pop("config", None) or {}), **hyperparameters}
+            if group is not None:
+                options.setdefault("group", group)
+                options.setdefault(
+                    "job_type", "aggregate" if member is None else "member"
+                )
+                if member is None:
+                    run_name = f"{group}/aggregate"
             options.setdefault("name", run_name)
             options.setdefault("reinit", "create_new")
             if options.get("dir") is None:
@@ -339,9 +366,15 @@ class WandbBackend(AbstractLoggingBackend):
                 reason = f"W&B did not start an online run ({_one_line(error)})"
                 mode = "offline"
                 run = wandb.init(mode=mode, **arguments, **options)
-            self._run, self._ended = run, False
-        if not self._is_quiet():
+            self._runs[member], self._ended[member] = run, False
+        # One line per training: a group's members are named in its line.
+        if member is None and not self._is_quiet():
             line = self._start_line(run, mode, reason)
+            if line and group is not None:
+                members = hyperparameters.get("run/members", "its")
+                line += (
+                    f" (the aggregate of group {group!r}, beside {members} member runs)"
+                )
             if line:
                 _say(line)
 
@@ -366,18 +399,24 @@ class WandbBackend(AbstractLoggingBackend):
         url = getattr(run, "url", None)
         return f"run {name!r} is logged to {url}" if url else f"run {name!r} started"
 
-    def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
+    def lerax_on_iteration(
+        self, step: int, metrics: Mapping[str, float], member: int | None = None
+    ) -> None:
         with self._lock:
-            if self._run is not None:
-                self._run.log(dict(metrics), step=int(step))
+            run = self._runs.get(member)
+            if run is not None:
+                run.log(dict(metrics), step=int(step))
 
-    def lerax_on_training_end(self, step: int, reason: str) -> None:
+    def lerax_on_training_end(
+        self, step: int, reason: str, member: int | None = None
+    ) -> None:
         with self._lock:
-            self._ended = reason != "interrupted"  # W&B shows the others as finished
+            if member in self._runs:  # W&B shows all but interrupted runs finished
+                self._ended[member] = reason != "interrupted"
 
     def lerax_close(self) -> None:
         with self._lock:
-            self._finish()
+            self._finish(every=True)
 
 
 @hookimpl
