@@ -40,6 +40,13 @@ HIDDEN_METRICS = ("episode/return_mean", "episode/length_mean")
 """Deprecated names that `LoggingCallback` still sends for one release as copies
 of `episode/return` and `episode/length`; the table leaves them out."""
 
+MEMBERS_KEY = "run/members"
+"""Hyper-parameter of a group's aggregate run: how many members train together."""
+
+SPREAD_SUFFIXES = ("_std", "_min", "_max")
+"""An aggregate run's spread of a metric across members; the table shows the
+mean with `min to max` beside it instead of three more rows."""
+
 BAR_WIDTH = (10, 40)
 """Narrowest and widest progress bar, in columns; it takes the room the line leaves."""
 
@@ -106,6 +113,10 @@ class ConsoleBackend(AbstractLoggingBackend):
     The display refreshes `refresh_per_second` times a second from the latest
     iteration, and anything printed meanwhile appears above it.
 
+    When `learn` trains many members, it shows their group's aggregate run: one
+    bar (each member's steps), the speed of all members together, and a table
+    of each metric's mean across members with its `min to max`.
+
     Elsewhere (pipes, files, CI logs) it prints one line at the first iteration
     and every `plain_every`-th (step, percentage, the moving averages of episode
     return and length, average steps per second, time left) and a final line when the run ends, without
@@ -171,6 +182,7 @@ class ConsoleBackend(AbstractLoggingBackend):
         self._started_at = 0.0
         self._metrics: dict[str, float] = {}
         self._timed = [0, 0.0]  # steps and seconds measured by the training loop
+        self._members = 1  # runs trained together (a group's aggregate run)
 
     # ------------------------------------------------------------------ hooks
 
@@ -182,6 +194,8 @@ class ConsoleBackend(AbstractLoggingBackend):
         total = self.total_timesteps
         if total is None and _positive_int(hyperparameters.get(TOTAL_TIMESTEPS_KEY)):
             total = int(hyperparameters[TOTAL_TIMESTEPS_KEY])
+        members = hyperparameters.get(MEMBERS_KEY)
+        self._members = int(members) if _positive_int(members) else 1
         self._running = True
         self._run_name = run_name
         self._total = total
@@ -244,6 +258,8 @@ class ConsoleBackend(AbstractLoggingBackend):
             total = "an unknown number of env steps"
         else:
             total = f"{self._total:,} env steps"
+        if self._members > 1:
+            total += f" each, {self._members} members"
         self._print_plain(f"{self._run_name}: training for {total}")
 
     def _finish(self, how: str) -> None:
@@ -276,7 +292,8 @@ class ConsoleBackend(AbstractLoggingBackend):
         return f"avg {speed:,.0f} steps/s" if math.isfinite(speed) else "avg - steps/s"
 
     def _time_left(self) -> float:
-        speed = self._speed()
+        # With many members, steps count per member and the speed all of them.
+        speed = self._speed() / self._members
         if self._total is None or not speed > 0:
             return math.nan
         return (self._total - self._step) / speed
@@ -311,19 +328,41 @@ class ConsoleBackend(AbstractLoggingBackend):
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         table.add_column("group", style="bold cyan")
         table.add_column("metric")
-        table.add_column("value", justify="right")
         metrics = self._metrics  # read once: the iteration thread replaces it
+        spread = {
+            name[: -len(suffix)]
+            for name in metrics
+            for suffix in SPREAD_SUFFIXES
+            if name.endswith(suffix) and name[: -len(suffix)] in metrics
+        }
+        table.add_column("mean" if spread else "value", justify="right")
+        if spread:
+            table.add_column("min to max", justify="right")
         previous = None
-        shown_names = [name for name in metrics if name not in HIDDEN_METRICS]
+        shown_names = [
+            name
+            for name in metrics
+            if name not in HIDDEN_METRICS
+            and not any(name == base + s for base in spread for s in SPREAD_SUFFIXES)
+        ]
         for name in sorted(shown_names, key=_group_and_leaf):
             group, leaf = _group_and_leaf(name)
             value = metrics[name]
-            shown = format_value(value)
-            table.add_row(  # Text, not str: names are never read as rich markup
+            cells = [  # Text, not str: names are never read as rich markup
                 Text(group if group != previous else ""),
                 Text(leaf),
-                Text(shown, style="" if math.isfinite(value) else "yellow"),
-            )
+                Text(
+                    format_value(value), style="" if math.isfinite(value) else "yellow"
+                ),
+            ]
+            if spread:
+                low, high = metrics.get(f"{name}_min"), metrics.get(f"{name}_max")
+                cells.append(
+                    Text(f"{format_value(low)} to {format_value(high)}")
+                    if low is not None and high is not None
+                    else Text("")
+                )
+            table.add_row(*cells)
             previous = group
         return table
 
