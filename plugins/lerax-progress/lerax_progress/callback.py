@@ -11,6 +11,7 @@ token from the start call, kept in the state, orders the later calls after it.
 import numbers
 from typing import Any, final
 
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Int, Key
 from rich.console import Console
@@ -28,7 +29,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from lerax import host
+from lerax import host, members
 from lerax.callback import (
     AbstractCallback,
     IterationContext,
@@ -55,8 +56,20 @@ class _ProgressHost:
         self.progress: Progress | None = None
         self.task: TaskID | None = None
 
-    def start(self, total: np.ndarray, *, description: str) -> None:
+    def start(
+        self,
+        member: np.ndarray,
+        total: np.ndarray,
+        count: np.ndarray,
+        *,
+        running: np.ndarray,
+        description: str,
+    ) -> None:
+        if 0 not in member:  # one bar for many members: member 0's crossing draws it
+            return
         self.stop()  # a previous run that raised before its end
+        if int(count[0]) > 1:
+            description += f", {int(count[0])} members"
         self.progress = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -68,17 +81,22 @@ class _ProgressHost:
             console=self.console,
         )
         self.task = self.progress.add_task(
-            description, total=self.total_timesteps or int(total)
+            description, total=self.total_timesteps or int(total[0])
         )
         self.progress.start()
 
-    def update(self, step: np.ndarray) -> None:
-        if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, completed=int(step))
+    def update(
+        self, member: np.ndarray, step: np.ndarray, *, running: np.ndarray
+    ) -> None:
+        """Show the furthest step of the members in this crossing (each member's
+        steps: members train in step)."""
+        if self.progress is not None and self.task is not None and 0 in member:
+            self.progress.update(self.task, completed=int(step[running].max()))
 
-    def end(self, step: np.ndarray) -> None:
-        self.update(step)
-        self.stop()
+    def end(self, member: np.ndarray, step: np.ndarray, *, running: np.ndarray) -> None:
+        if 0 in member:
+            self.update(member, step, running=running)
+            self.stop()
 
     def stop(self) -> None:
         """Draw the bar a last time and release the terminal, if it is shown."""
@@ -102,6 +120,9 @@ class ProgressBarCallback(AbstractCallback):
       global console (standard output). On a terminal the bar redraws in place;
       elsewhere (a file, a pipe, a CI log) only the final bar is printed, as
       plain text.
+
+    When `learn` trains many members, one bar shows them all (each member's
+    steps; they train in step).
 
     Its state is the token that orders its host calls. Options live on the
     host, so bars with any options share one compiled loop. Call `close()` to
@@ -156,21 +177,33 @@ class ProgressBarCallback(AbstractCallback):
         return host.call(
             "start",
             self.handle,
+            ctx.member,
             ctx.total_timesteps,
+            members.count(jnp.asarray(True)),
             after=ctx.state,
+            batched=True,
             description=description,
         )
 
     def on_iteration(
         self, ctx: IterationContext, *, key: Key[Array, ""]
     ) -> Int[Array, ""]:
-        host.call("update", self.handle, ctx.timestep, after=ctx.state)
+        host.call(
+            "update",
+            self.handle,
+            ctx.member,
+            ctx.timestep,
+            after=ctx.state,
+            batched=True,
+        )
         return ctx.state
 
     def on_training_end(
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> Int[Array, ""]:
-        host.call("end", self.handle, ctx.timestep, after=ctx.state)
+        host.call(
+            "end", self.handle, ctx.member, ctx.timestep, after=ctx.state, batched=True
+        )
         return ctx.state
 
     def close(self) -> None:

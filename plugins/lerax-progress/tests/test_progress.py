@@ -13,6 +13,7 @@ import equinox as eqx
 import jax
 import jax.monitoring
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -216,7 +217,14 @@ def test_one_host_call_per_iteration_never_per_step():
 def test_close_removes_a_bar_left_by_a_failed_run():
     bar = make("progress", console=Console(file=io.StringIO(), force_terminal=True))
     # As if a run had raised between its start and its end:
-    bar.host.start(10, description="interrupted")
+    one = np.ones(1, bool)  # host calls carry a leading axis of members
+    bar.host.start(
+        np.zeros(1, np.int32),
+        np.full(1, 10),
+        np.ones(1, np.int32),
+        running=one,
+        description="interrupted",
+    )
     live = bar.host.progress.live
     assert live.is_started
     progress_host = bar.host
