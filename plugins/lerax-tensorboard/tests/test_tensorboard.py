@@ -576,3 +576,44 @@ def test_long_run_names_stay_apart_and_plain_names_are_kept(tmp_path, monkeypatc
     backend.lerax_close()
     assert len(set(directories)) == 3
     assert directories[2] == tmp_path / "runs" / names[2]
+
+
+def test_many_members_each_write_their_own_directory_and_the_aggregate(tmp_path):
+    from lerax.algorithm import PPO
+    from lerax.env.classic_control import CartPole
+    from lerax.logging import LoggingCallback
+    from lerax.policy import MLPActorCriticPolicy
+
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    rates = [3e-2, 3e-3, 3e-4]
+    algo = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1,
+               learning_rate=rates)  # fmt: skip
+    keys = jax.random.split(jax.random.key(1), 3)
+    backend = TensorBoardBackend(tmp_path / "grid")
+    with LoggingCallback([backend]) as logger:
+        algo.learn(env, policy, 4 * algo.steps_per_iteration, key=keys,
+                   callback=logger)  # fmt: skip
+
+    found = sorted(p.name for p in (tmp_path / "grid").iterdir())
+    assert found == ["aggregate", "member-0", "member-1", "member-2"]
+    steps = [32, 64, 96, 128]
+    losses = []
+    for i, rate in enumerate(rates):
+        events = read_events(tmp_path / "grid" / f"member-{i}")
+        lr = events.Scalars("train/learning_rate")
+        assert [e.step for e in lr] == steps  # only its own rows, increasing
+        assert lr[0].value == pytest.approx(rate, rel=1e-6)  # its own rate
+        start = hparams_data(events)["_hparams_/session_start_info"]
+        stored = start.session_start_info.hparams["algorithm/learning_rate"]
+        assert stored.number_value == pytest.approx(rate)
+        assert "episode/return_std" not in events.Tags()["scalars"]
+        losses.append([e.value for e in events.Scalars("train/value_loss")])
+    assert len({tuple(curve) for curve in losses}) == 3  # the curves differ
+    aggregate = read_events(tmp_path / "grid" / "aggregate")
+    mean = aggregate.Scalars("train/value_loss")
+    assert [e.step for e in mean] == steps
+    for event, *values in zip(mean, *losses, strict=True):
+        assert event.value == pytest.approx(np.mean(values), rel=1e-5)
+    high = aggregate.Scalars("train/value_loss_max")
+    assert [e.value for e in high] == pytest.approx(np.max(losses, axis=0), rel=1e-6)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import pytest
 import wandb
 from wandb.proto import wandb_internal_pb2
@@ -51,6 +52,8 @@ class Run:
     config: dict[str, Any]
     history: list[tuple[int, dict[str, Any]]]
     exit_code: int | None  # None: the run was never finished
+    group: str = ""
+    job_type: str = ""
 
 
 def _records(path: Path) -> list[wandb_internal_pb2.Record]:
@@ -120,6 +123,8 @@ def read_run(run_dir: Path, timeout: float = 30.0) -> Run:
         },
         history=history,
         exit_code=exits[0].exit_code if exits else None,
+        group=run.run_group,
+        job_type=run.job_type,
     )
 
 
@@ -535,3 +540,49 @@ def test_any_run_name_writes_only_inside_the_wandb_folder(
     run = read_run(run_dir)
     assert [(step, row["episode/return"]) for step, row in run.history] == [(32, 9.0)]
     assert run.exit_code == 0
+
+
+def test_each_member_is_a_run_in_one_group_with_its_own_values(tmp_path):
+    from lerax.logging import LoggingCallback
+
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    rates = [3e-3, 1e-3, 3e-4]
+    algo = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1,
+               learning_rate=rates)  # fmt: skip
+    keys = jax.random.split(jax.random.key(1), 3)
+    with LoggingCallback([WandbBackend(dir=tmp_path)], name="grid") as logger:
+        algo.learn(env, policy, 3 * algo.steps_per_iteration, key=keys,
+                   callback=logger)  # fmt: skip
+
+    runs = {run.name: run for run in map(read_run, offline_runs(tmp_path))}
+    assert sorted(runs) == [
+        "grid/aggregate", "grid/member-0", "grid/member-1", "grid/member-2"
+    ]  # fmt: skip
+    assert {run.group for run in runs.values()} == {"grid"}
+    steps = [32, 64, 96]
+    for i, rate in enumerate(rates):
+        member = runs[f"grid/member-{i}"]
+        assert member.job_type == "member" and member.exit_code == 0
+        assert member.config["algorithm/learning_rate"] == pytest.approx(rate)
+        assert member.config["run/member"] == i
+        assert member.config["run/group"] == "grid"
+        assert [step for step, _ in member.history] == steps
+        assert "episode/return_std" not in member.history[0][1]
+    histories = [
+        [row["train/learning_rate"] for _, row in runs[f"grid/member-{i}"].history]
+        for i in range(3)
+    ]
+    assert len({tuple(h) for h in histories}) == 3  # each member its own curve
+    aggregate = runs["grid/aggregate"]
+    assert aggregate.job_type == "aggregate" and aggregate.exit_code == 0
+    assert aggregate.config["run/members"] == 3
+    assert [step for step, _ in aggregate.history] == steps
+    for step, row in aggregate.history:
+        values = [runs[f"grid/member-{i}"].history[step // 32 - 1][1] for i in range(3)]
+        rates_now = [v["train/learning_rate"] for v in values]
+        assert row["train/learning_rate"] == pytest.approx(np.mean(rates_now))
+        assert row["train/learning_rate_min"] == pytest.approx(min(rates_now))
+        assert row["train/learning_rate_max"] == pytest.approx(max(rates_now))
+        assert row["train/learning_rate_std"] == pytest.approx(np.std(rates_now))
+        assert row["members/running"] == 3
