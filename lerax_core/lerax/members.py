@@ -32,6 +32,7 @@ DEVICES_AXIS = "lerax_devices"
 _axes: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "lerax_member_axes", default=()
 )
+_shared_name: list[str] = []  # set by `learn` when processes must agree on names
 
 
 @contextlib.contextmanager
@@ -111,8 +112,36 @@ def shared(value: Array, include: Bool[Array, ""]) -> Array:
     """`value` as held by the members with `include` set, for every member.
 
     For a value those members hold equally (a summary computed while they all
-    ran), it hands it to members whose copy is stale. NaN if none is included.
+    ran), it hands it to members whose copy is stale. NaN (0 for integers) if
+    none is included.
     """
     # Every included member holds the same value, so their maximum is exact.
-    high = _max(jnp.where(include, value, -jnp.inf))
-    return jnp.where(any_member(include), high, jnp.nan)
+    value = jnp.asarray(value)
+    if jnp.issubdtype(value.dtype, jnp.integer):
+        lowest, none = jnp.iinfo(value.dtype).min, 0
+    else:
+        lowest, none = -jnp.inf, jnp.nan
+    high = _max(jnp.where(include, value, lowest))
+    return jnp.where(any_member(include), high, none).astype(value.dtype)
+
+
+def agree_on_names() -> None:
+    """Under `jax.distributed`, make every process name the next group alike.
+
+    Run names carry a time and a process id, which differ between processes;
+    process 0's are broadcast to all (`learn` calls this before training).
+    """
+    import os
+    import time
+
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    mine = np.array([int(time.time()), os.getpid()], np.int32)
+    stamp, pid = (int(v) for v in multihost_utils.broadcast_one_to_all(mine))
+    _shared_name[:] = [f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(stamp))}-{pid}"]
+
+
+def shared_name() -> str | None:
+    """The date, time and process id that name runs when processes must agree."""
+    return _shared_name[0] if _shared_name else None

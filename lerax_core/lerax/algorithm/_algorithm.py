@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from equinox import AbstractVar
 from jax.sharding import Mesh
 from jaxtyping import Array, Float, Int, Key, PyTree
 
+from lerax import members
 from lerax.algorithm._members import check_keys, gather, mesh_for, split_grid
 from lerax.algorithm.rollout import Rollout
 from lerax.env._env import AbstractEnv
@@ -233,6 +235,8 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
                 "(key=jax.random.split(key, n)), or leave devices out."
             )
         mesh = None if num_members is None else mesh_for(num_members, devices)
+        if num_members is not None and jax.process_count() > 1:
+            members.agree_on_names()
         callback = resolve_callback(callback)
         total = jnp.asarray(total_timesteps, jnp.int32)
         every = poll_every(self.steps_per_iteration)

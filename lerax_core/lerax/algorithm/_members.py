@@ -307,12 +307,12 @@ def _is_per_member(policy: eqx.Module, env: Any, num_members: int) -> bool:
     _, observation = jax.eval_shape(lambda k: env.reset(key=k), jax.random.key(0))
     example = jnp.zeros(observation.shape, observation.dtype)
     try:
-        jax.eval_shape(lambda p: p.predict(example), policy)
+        eqx.filter_eval_shape(lambda p: p.predict(example), policy)
     except (TypeError, ValueError):
         pass
     else:
         return False
-    jax.eval_shape(jax.vmap(lambda p: p.predict(example)), policy)
+    eqx.filter_eval_shape(eqx.filter_vmap(lambda p: p.predict(example)), policy)
     return True
 
 

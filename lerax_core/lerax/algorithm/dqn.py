@@ -12,6 +12,7 @@ import optax
 from jaxtyping import Array, Float, Int, Key, PyTree
 
 from lerax.algorithm._algorithm import AbstractAlgorithm
+from lerax.algorithm._members import grid_fields, grid_values
 from lerax.algorithm.rollout import Rollout
 from lerax.env._env import AbstractEnv
 from lerax.env.spaces import Discrete
@@ -103,6 +104,7 @@ class DQN(AbstractAlgorithm[DQNState]):
     )
 
     def __check_init__(self):
+        grid_fields(self)  # only float hyper-parameters may vary across members
         for field in ("num_envs", "num_steps", "num_updates", "batch_size",
                       "buffer_size"):  # fmt: skip
             value = getattr(self, field)
@@ -118,17 +120,19 @@ class DQN(AbstractAlgorithm[DQNState]):
                 f"DQN.learning_starts must be an int >= 0, got "
                 f"{self.learning_starts!r}."
             )
+        # A float given as a sequence (one value per member) is checked value by value.
         for field in ("epsilon_start", "epsilon_end", "exploration_fraction",
                       "gamma"):  # fmt: skip
-            value = getattr(self, field)
-            if not (_number(value) and 0 <= value <= 1):
-                raise ValueError(f"DQN.{field} must be in [0, 1], got {value!r}.")
-        if not (_number(self.tau) and 0 < self.tau <= 1):
-            raise ValueError(f"DQN.tau must be in (0, 1], got {self.tau!r}.")
+            for value in grid_values(getattr(self, field)):
+                if not (_number(value) and 0 <= value <= 1):
+                    raise ValueError(f"DQN.{field} must be in [0, 1], got {value!r}.")
+        for value in grid_values(self.tau):
+            if not (_number(value) and 0 < value <= 1):
+                raise ValueError(f"DQN.tau must be in (0, 1], got {value!r}.")
         for field in ("learning_rate", "max_grad_norm"):
-            value = getattr(self, field)
-            if not (_number(value) and value > 0):
-                raise ValueError(f"DQN.{field} must be > 0, got {value!r}.")
+            for value in grid_values(getattr(self, field)):
+                if not (_number(value) and value > 0):
+                    raise ValueError(f"DQN.{field} must be > 0, got {value!r}.")
 
     def check(self, env: AbstractEnv, policy: AbstractPolicy) -> None:
         if not isinstance(env.action_space, Discrete):

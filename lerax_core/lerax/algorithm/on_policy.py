@@ -15,6 +15,7 @@ from equinox import AbstractVar
 from jaxtyping import Array, Float, Int, Key, PyTree
 
 from lerax.algorithm._algorithm import AbstractAlgorithm
+from lerax.algorithm._members import grid_fields
 from lerax.algorithm.gae import generalized_advantages
 from lerax.algorithm.rollout import Rollout
 from lerax.env._env import AbstractEnv
@@ -126,6 +127,7 @@ class AbstractOnPolicyAlgorithm(AbstractAlgorithm[OnPolicyState]):
 
     def _check_sizes(self) -> None:
         """Refuse sizes that cannot make a rollout or its minibatches."""
+        grid_fields(self)  # only float hyper-parameters may vary across members
         name = type(self).__name__
         for field in ("num_envs", "num_steps", "num_epochs", "num_minibatches"):
             value = getattr(self, field)

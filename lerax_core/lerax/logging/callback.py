@@ -49,6 +49,7 @@ class LoggingState(eqx.Module):
     pending: Float[Array, " metrics"]
     pending_step: Int[Array, ""]  # 0 until an iteration has finished
     pending_summary: Float[Array, "..."]  # across members: (4, metrics); () alone
+    pending_count: Int[Array, ""]  # how many members the summary is over
 
 
 def _metric_names(training_log: dict) -> tuple[str, ...]:
@@ -208,6 +209,7 @@ class LoggingCallback(AbstractCallback):
             pending,
             jnp.zeros((), jnp.int32),
             jnp.zeros((4, pending.size) if members.axes() else (), jnp.float32),
+            jnp.zeros((), jnp.int32),
         )
 
     def step_reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> EpisodeStats:
@@ -303,9 +305,10 @@ class LoggingCallback(AbstractCallback):
         # iteration sends it.
         names = _metric_names(ctx.training_log)
         values = jnp.stack([jnp.asarray(metrics[name], jnp.float32) for name in names])
-        summary = state.pending_summary
+        summary, count = state.pending_summary, state.pending_count
         if members.axes():  # computed now, while every member of this iteration runs
             summary = members.summary(values, host.running())
+            count = members.count(host.running())
         return LoggingState(
             returns,
             lengths,
@@ -314,6 +317,7 @@ class LoggingCallback(AbstractCallback):
             values,
             jnp.asarray(ctx.timestep, jnp.int32),
             summary,
+            count,
         )
 
     def _send_pending(
@@ -340,7 +344,7 @@ class LoggingCallback(AbstractCallback):
                 holders = has_values & (state.pending_step == newest)
             summary = members.shared(summary, holders)
             summary_step = members.shared(state.pending_step, holders)
-            running = members.count(holders)
+            running = members.shared(state.pending_count, holders)
         return host.call(
             "iteration",
             self.handle,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from lerax import host
+from lerax import host, members
 from lerax.callback.context import StopReason
 from lerax.logging.dispatch import BackendDispatcher
 from lerax.plugin.hookspecs import AbstractLoggingBackend
@@ -68,8 +68,10 @@ class HostLogger:
     def _run_name(self, algorithm: str, env: str) -> str:
         if self.name is not None:
             return self.name
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        return f"{algorithm}-{env}-{stamp}-{os.getpid()}.{next(_runs)}"
+        stamp = members.shared_name() or (
+            f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        )
+        return f"{algorithm}-{env}-{stamp}.{next(_runs)}"
 
     def start(
         self,
