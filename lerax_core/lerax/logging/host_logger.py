@@ -10,7 +10,7 @@ import numpy as np
 
 from lerax import host
 from lerax.callback.context import StopReason
-from lerax.logging.dispatch import BackendDispatcher
+from lerax.logging.dispatch import BackendDispatcher, close_soon
 from lerax.plugin.hookspecs import AbstractLoggingBackend
 
 _runs = itertools.count()
@@ -88,7 +88,10 @@ class HostLogger:
         reason = StopReason(int(stop_reason)).label
         self.dispatcher.submit("lerax_on_training_end", step=int(step), reason=reason)
         if self.close_at_end:
-            self.close()
+            # In `learn` this only starts the close: `learn` waits for it after
+            # the loop has returned the policy (see `closes_deferred`).
+            close_soon(self.dispatcher)
+            host.release(self.handle)
 
     def close(self) -> None:
         """Deliver pending events, close the backends and release the handle."""
