@@ -122,3 +122,21 @@ def test_a_name_reserved_for_a_disabled_plugin_is_served_by_nobody(
     with pytest.raises(UnknownNameError, match="disabled by LERAX_DISABLE_PLUGINS"):
         lookup("jsonl")
     assert "jsonl" not in PluginRegistry().names
+
+
+def test_conflicts_can_be_caught_by_the_names_lerax_plugin_exports(
+    only_fake_plugins, backend_plugin
+):
+    import lerax.plugin
+
+    assert {"PluginWarning", "PluginConflictError"} <= set(lerax.plugin.__all__)
+    backend_plugin("lerax-tensorboard", "tensorboard")
+    backend_plugin("aaa-evil", "tensorboard")  # the same entry point name
+    with pytest.warns(lerax.plugin.PluginWarning, match="aaa-evil"):
+        make("tensorboard")
+    (impostor,) = [
+        info
+        for info in get_registry().plugins.values()
+        if info.distribution == "aaa-evil"
+    ]
+    assert isinstance(impostor.error, lerax.plugin.PluginConflictError)

@@ -7,7 +7,10 @@ a worker thread while the main thread waits in Python, where a first Ctrl-C
 loop polls every few iterations, never per step. Training then ends normally
 at that iteration, every callback's `on_training_end` runs and logging backends
 flush, and [`TrainingInterrupted`][lerax.algorithm.TrainingInterrupted] is
-raised with the policy reached. A second Ctrl-C stops waiting at once.
+raised with the policy reached. A second Ctrl-C stops waiting at once: before
+the loop has returned, without a policy; while logging backends are closing,
+with the policy, their queued rows still written before the interpreter exits
+(a further Ctrl-C there abandons them, saying how many rows were lost).
 
 The worker thread runs with the caller's JAX settings (`jax.disable_jit()`,
 `jax.debug_nans(True)`, ...), which JAX keeps per thread.
@@ -110,14 +113,23 @@ def _stop_signals_handled(on_signal: Callable[[int, Any], None]) -> Iterator[Non
             signal.signal(signum, handler)
 
 
+class _StopWaiting(BaseException):
+    """Ctrl-C while logging backends close: stop waiting for them."""
+
+
 def run_interruptibly(train: Callable[[], T]) -> tuple[T | None, int | None]:
     """Run `train()`, turning a first Ctrl-C or SIGTERM into a stop request.
 
-    Returns `(result, signum)`: `signum` is the signal that asked training to
-    stop, or `None`. A second Ctrl-C raises `TrainingInterrupted` without a
-    policy. Off the main thread (where Python cannot handle signals) `train`
-    simply runs.
+    Returns `(result, signum)`: `signum` is the first signal received, or
+    `None`. Logging backends that training closes at its end are waited for
+    here, after `train()` has returned: a Ctrl-C or SIGTERM then stops the
+    wait (their queued rows are written before the interpreter exits) and
+    returns the result. A second Ctrl-C before `train()` has returned raises
+    `TrainingInterrupted` without a policy. Off the main thread (where Python
+    cannot handle signals) `train` simply runs.
     """
+    from lerax.logging.dispatch import closes_deferred
+
     _requested.clear()
     _signal_received.clear()
     if threading.current_thread() is not threading.main_thread():
@@ -134,9 +146,12 @@ def run_interruptibly(train: Callable[[], T]) -> tuple[T | None, int | None]:
             outcome["error"] = error
 
     def on_signal(signum: int, frame: Any) -> None:
+        if not _signal_received:
+            _signal_received.append(signum)
+        if "result" in outcome:  # the policy is here: only the logs are left
+            raise _StopWaiting
         if _requested.is_set():
             raise TrainingInterrupted(None, _signal_received[0])
-        _signal_received.append(signum)
         _requested.set()
         print(
             f"{signal.Signals(signum).name}: stopping after this iteration "
@@ -146,10 +161,16 @@ def run_interruptibly(train: Callable[[], T]) -> tuple[T | None, int | None]:
         )
 
     thread = threading.Thread(target=worker, name="lerax-learn", daemon=True)
-    with _stop_signals_handled(on_signal):
-        thread.start()
-        while thread.is_alive():
-            thread.join(0.05)
-    if "error" in outcome:
-        raise outcome["error"]
+    with _stop_signals_handled(on_signal), closes_deferred() as closing:
+        try:
+            thread.start()
+            while thread.is_alive():
+                thread.join(0.05)
+            if "error" in outcome:
+                raise outcome["error"]
+            for dispatcher in closing:
+                dispatcher.close()
+        except _StopWaiting:  # raised only once the result is in
+            for dispatcher in closing:
+                dispatcher.note_waiting("stopped waiting for", "before exit")
     return outcome["result"], (_signal_received[0] if _signal_received else None)

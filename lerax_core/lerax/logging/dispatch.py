@@ -1,13 +1,16 @@
 """Deliver logging events to backends, each on its own thread."""
 
 import atexit
+import contextlib
 import importlib.metadata
+import os
 import queue
+import signal
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from lerax.plugin.hookspecs import LOGGING_HOOKS, AbstractLoggingBackend
@@ -17,8 +20,8 @@ CLOSE_TIMEOUT = 30.0
 """Seconds `close()` waits for all backends to deliver and close; a backend
 still busy then is abandoned (reported, with the rows it had not written)."""
 
-CONTROL_WAIT = 1.0
-"""Seconds a start or end event waits for room in a full backend queue."""
+EXIT_NOTICE_AFTER = 0.5
+"""Seconds the close at interpreter exit waits before saying what it waits for."""
 
 _STOP = object()
 
@@ -28,43 +31,43 @@ class _Worker:
 
     def __init__(self, dispatcher: "BackendDispatcher", backend, name: str, size: int):
         self.dispatcher, self.backend, self.name = dispatcher, backend, name
-        self.queue: queue.Queue = queue.Queue(size)
+        self.queue: queue.Queue = queue.Queue()  # unbounded: rows are bounded in put
+        self.maxsize = size
         self.takes_members = dispatcher.takes_members(backend)
         self.thread: threading.Thread | None = None
+        # Set when the thread has finished. Waited on instead of `Thread.join`,
+        # which, when a signal handler raises during it (Ctrl-C), marks a thread
+        # that is still running as stopped (CPython 3.11), so that no later join
+        # waits for it again.
+        self.done = threading.Event()
         self.thinned = 0
 
-    def put(self, item: Any, timeout: float = CONTROL_WAIT) -> None:
-        """Queue `item`. Iteration rows that find the queue full are thinned
-        (dropped and counted) so that training never waits for this backend;
-        other events wait at most `timeout` seconds for room."""
+    def put(self, item: Any) -> None:
+        """Queue `item`. Iteration rows that find `maxsize` events queued are
+        thinned (dropped and counted) so that training never waits for this
+        backend; other events (start, end, close) are always queued, so that a
+        full queue cannot cost a backend its close."""
         self._start()
-        if item is not _STOP and item[0] == "lerax_on_iteration":
-            try:
-                self.queue.put_nowait(item)
-            except queue.Full:
-                self.thinned += 1
-                if self.thinned == 1:
-                    report(
-                        f"logging backend {self.name} is slower than training: "
-                        f"it is {self.queue.maxsize} rows behind, so rows are "
-                        f"dropped for it until it catches up (training and the "
-                        f"other backends are not slowed)."
-                    )
+        row = item is not _STOP and item[0] == "lerax_on_iteration"
+        if row and self.queue.qsize() >= self.maxsize:
+            self.thinned += 1
+            if self.thinned == 1:
+                report(
+                    f"logging backend {self.name} is slower than training: "
+                    f"it is {self.maxsize} rows behind, so rows are dropped "
+                    f"for it until it catches up (training and the other "
+                    f"backends are not slowed)."
+                )
             return
-        try:
-            self.queue.put(item, timeout=max(timeout, 1e-3))
-        except queue.Full:
-            what = "its stop" if item is _STOP else item[0]
-            report(f"logging backend {self.name} is stuck: {what} was dropped for it.")
+        self.queue.put(item)
 
-    def offer(self, item: Any) -> bool:
-        """Queue `item` if there is room now; whether it was queued."""
-        self._start()
-        try:
-            self.queue.put_nowait(item)
-        except queue.Full:
-            return False
-        return True
+    def rows_queued(self) -> int:
+        """Iteration rows queued and not yet delivered (a snapshot)."""
+        with self.queue.mutex:
+            items = list(self.queue.queue)
+        return sum(
+            1 for item in items if item is not _STOP and item[0] == "lerax_on_iteration"
+        )
 
     def _start(self) -> None:
         if self.thread is None:
@@ -73,9 +76,16 @@ class _Worker:
             )
             self.thread.start()
 
+    def busy(self) -> bool:
+        """Whether the thread was started and has not finished."""
+        return self.thread is not None and not self.done.is_set()
+
     def _run(self) -> None:
-        while (item := self.queue.get()) is not _STOP:
-            self.dispatcher.call_one(self.backend, self.name, *item)
+        try:
+            while (item := self.queue.get()) is not _STOP:
+                self.dispatcher.call_one(self.backend, self.name, *item)
+        finally:
+            self.done.set()
 
 
 class BackendDispatcher:
@@ -109,8 +119,10 @@ class BackendDispatcher:
         self._workers: list[_Worker] | None = None
         self._lock = threading.Lock()
         self._reported: set[str] = set()
-        self._closing = self._stop_sent = self._closed = False
-        atexit.register(self.close)
+        self._closing = self._closed = False
+        self._timeout = self._deadline = 0.0
+        atexit.register(self._close_at_exit)
+        _sigterm_as_ctrl_c(self)
 
     def takes_members(self, backend: AbstractLoggingBackend) -> bool:
         """Whether `backend` implements a logging hook with a `member` argument,
@@ -172,8 +184,8 @@ class BackendDispatcher:
             # Backends may have just started libraries with exit handlers of their
             # own (W&B does); atexit runs handlers last-registered-first, so
             # registering again makes ours deliver pending events before those.
-            atexit.unregister(self.close)
-            atexit.register(self.close)
+            atexit.unregister(self._close_at_exit)
+            atexit.register(self._close_at_exit)
 
     def call(self, hook: str, kwargs: dict[str, Any]) -> None:
         """Call `hook` on each backend now, on this thread, isolating failures."""
@@ -190,50 +202,163 @@ class BackendDispatcher:
             f"continue; further errors from {backend} are not reported."
         )
 
-    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
-        """Deliver every queued event, then close each backend. Idempotent.
-
-        Waits at most `timeout` seconds in all; a backend still busy then is
-        abandoned and reported with the rows it had not written.
-        """
+    def start_close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Queue every backend's close after its pending events, without waiting.
+        The first call sets the deadline, `timeout` seconds from now, that every
+        later wait shares; later calls do nothing. Nothing can be submitted after."""
         with self._lock:
-            if self._closed:
+            if self._closing:
                 return
             self._closing = True
+            self._timeout, self._deadline = timeout, time.monotonic() + timeout
             if self._workers is None:  # nothing was ever submitted
                 self._workers = [
                     _Worker(self, b, self.names[id(b)], self._maxsize)
                     for b in self.backends
                 ]
-            workers, stop_sent, self._stop_sent = self._workers, self._stop_sent, True
-        deadline = time.monotonic() + timeout
-        if not stop_sent:
-            # Every worker gets its close and stop as soon as its queue has room,
-            # so that one full queue does not use up the others' time.
-            pending = {w: [("lerax_close", {}), _STOP] for w in workers}
-            while pending and time.monotonic() < deadline:
-                for worker, items in list(pending.items()):
-                    while items and worker.offer(items[0]):
-                        items.pop(0)
-                    if not items:
-                        del pending[worker]
-                if pending:
-                    time.sleep(0.01)
-        # Only a close that completes counts: if Ctrl-C interrupts the wait, the
-        # close registered at exit waits again.
-        for worker in workers:
-            assert worker.thread is not None
-            worker.thread.join(max(0.0, deadline - time.monotonic()))
-            if worker.thread.is_alive():
-                report(
-                    f"logging backend {worker.name} did not finish within "
-                    f"{timeout:g} s of close() and was abandoned; about "
-                    f"{worker.queue.qsize()} queued events were not delivered. "
-                    f"The other backends are complete."
-                )
+            workers = self._workers
+        for worker in workers:  # close is queued once: lerax_close runs once
+            worker.put(("lerax_close", {}))
+            worker.put(_STOP)
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Deliver every queued event, then close each backend. Idempotent.
+
+        Waits at most `timeout` seconds in all (from the first `start_close` or
+        `close`); a backend still busy then is abandoned and reported with the
+        rows it had not written. Ctrl-C stops the wait but not the delivery:
+        what is still queued is written before the interpreter exits, unless a
+        Ctrl-C (or SIGTERM) interrupts that wait too, which abandons it and
+        says how many rows were lost.
+        """
+        self.start_close(timeout)
+        try:
+            self._wait()
+        except KeyboardInterrupt:
+            self.note_waiting("interrupted: stopped waiting for", "at exit")
+            raise
+
+    def rows_pending(self) -> dict[str, int]:
+        """Queued rows of each backend still running, by backend name."""
+        return {
+            worker.name: worker.rows_queued()
+            for worker in self._workers or []
+            if worker.busy()
+        }
+
+    def _wait(self, until: float | None = None) -> bool:
+        """Wait for the backends' threads until `until` (default: the deadline);
+        report those still busy at the deadline. Whether all finished."""
+        deadline = self._deadline if until is None else min(until, self._deadline)
+        for worker in self._workers or []:
+            if worker.thread is not None:
+                worker.done.wait(max(0.0, deadline - time.monotonic()))
+        busy = self.rows_pending()
+        if until is not None and busy and time.monotonic() < self._deadline:
+            return False  # `until` came first
         with self._lock:
+            if self._closed:
+                return True
             self._closed = True
-        atexit.unregister(self.close)
+        for name, rows in busy.items():
+            report(
+                f"logging backend {name} did not finish within {self._timeout:g} "
+                f"s of close() and was abandoned; {rows} queued rows were not "
+                f"written. The other backends are complete."
+            )
+        atexit.unregister(self._close_at_exit)
+        _sigterm_as_ctrl_c(self, closed=True)
+        return True
+
+    def note_waiting(self, what: str, when: str) -> None:
+        """Say, on stderr, which backends are still writing and how many rows."""
+        for name, rows in self.rows_pending().items():
+            _say(
+                f"{what} logging backend {name}: its {rows} queued rows are "
+                f"written {when} (Ctrl-C abandons them)."
+            )
+
+    def abandon(self) -> None:
+        """Stop waiting for the backends for good and say what was lost."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for name, rows in self.rows_pending().items():
+            _say(
+                f"abandoned logging backend {name}: {rows} queued rows were "
+                f"not written and it was not closed."
+            )
+        atexit.unregister(self._close_at_exit)
+        _sigterm_as_ctrl_c(self, closed=True)
+
+    def _close_at_exit(self) -> None:
+        """Close at interpreter exit: say what is being waited for; Ctrl-C or
+        SIGTERM abandons the wait, saying how many rows were lost."""
+        try:
+            self.start_close()
+            if not self._wait(time.monotonic() + EXIT_NOTICE_AFTER):
+                self.note_waiting("waiting for", "before exiting")
+                self._wait()
+        except KeyboardInterrupt:
+            self.abandon()
+
+
+@contextlib.contextmanager
+def closes_deferred() -> Iterator[list[BackendDispatcher]]:
+    """Within this context, `close_soon` only starts a dispatcher's close and
+    adds it to the list yielded: the caller waits for it. `learn` does, after
+    the loop has returned its policy, so that Ctrl-C while slow backends close
+    cannot cost the policy."""
+    global _deferred
+    previous, _deferred = _deferred, []
+    try:
+        yield _deferred
+    finally:
+        _deferred = previous
+
+
+def close_soon(dispatcher: BackendDispatcher) -> None:
+    """Close `dispatcher` now, or start closing it if the caller waits for it
+    (see `closes_deferred`)."""
+    dispatcher.start_close()
+    deferred = _deferred
+    if deferred is None:
+        dispatcher.close()
+    else:
+        deferred.append(dispatcher)
+
+
+_deferred: list[BackendDispatcher] | None = None
+
+_open: set[int] = set()
+"""The ids of the dispatchers not yet closed (SIGTERM raises KeyboardInterrupt)."""
+
+
+def _sigterm_as_ctrl_c(dispatcher: BackendDispatcher, *, closed: bool = False) -> None:
+    """While a dispatcher is open, SIGTERM raises `KeyboardInterrupt` as Ctrl-C
+    does, instead of ending the process at once: queued rows are then written
+    and backends closed at exit. Only when SIGTERM has Python's default
+    behaviour and on the main thread (where handlers are set)."""
+    if closed:
+        _open.discard(id(dispatcher))
+        return
+    _open.add(id(dispatcher))
+    if not _on_main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    if not _open:  # every logger is closed: end the process as by default
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def _say(message: str) -> None:
+    print(f"lerax: {message}", file=sys.stderr, flush=True)
 
 
 def report(message: str) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from lerax import host, members
 from lerax.callback.context import StopReason
-from lerax.logging.dispatch import BackendDispatcher
+from lerax.logging.dispatch import BackendDispatcher, close_soon
 from lerax.plugin.hookspecs import AbstractLoggingBackend
 
 _runs = itertools.count()
@@ -236,7 +236,7 @@ class HostLogger:
                     "lerax_on_training_end", step=int(step[0]), reason=reason
                 )
                 if self.close_at_end:
-                    self.close()
+                    self._close_at_end()
                 return
             for i in np.flatnonzero(running):
                 index = int(member[i])
@@ -255,7 +255,13 @@ class HostLogger:
                     member=None,
                 )
             if self.close_at_end and not self._open:
-                self.close()
+                self._close_at_end()
+
+    def _close_at_end(self) -> None:
+        # In `learn` this only starts the close: `learn` waits for it after the
+        # loop has returned the policy (see `closes_deferred`).
+        close_soon(self.dispatcher)
+        host.release(self.handle)
 
     def close(self) -> None:
         """Deliver pending events, close the backends and release the handle."""

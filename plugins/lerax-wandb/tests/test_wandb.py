@@ -586,3 +586,82 @@ def test_each_member_is_a_run_in_one_group_with_its_own_values(tmp_path):
         assert row["train/learning_rate_max"] == pytest.approx(max(rates_now))
         assert row["train/learning_rate_std"] == pytest.approx(np.std(rates_now))
         assert row["members/running"] == 3
+
+
+SIGTERM_WHILE_CLOSING = """
+import time
+import jax
+from lerax.algorithm import PPO, TrainingInterrupted
+from lerax.callback import AbstractLoggingBackend, LoggingCallback, make
+from lerax.env.classic_control import CartPole
+from lerax.policy import MLPActorCriticPolicy
+
+
+class Slow(AbstractLoggingBackend):
+    # 50 ms a row, so that rows are still queued when the second SIGTERM comes.
+    def lerax_on_training_start(self, run_name, hyperparameters):
+        pass
+
+    def lerax_on_iteration(self, step, metrics):
+        time.sleep(0.05)
+        with open("slow.txt", "a") as file:
+            file.write(f"{step}\\n")
+
+    def lerax_close(self):
+        pass
+
+
+env = CartPole()
+policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+algo = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1)
+logger = LoggingCallback([Slow(), make("wandb"), make("tensorboard", log_dir="runs")])
+try:
+    algo.learn(env, policy, 2**24, key=jax.random.key(1), callback=logger)
+except TrainingInterrupted as stop:
+    print("RESULT", type(stop.policy).__name__, flush=True)
+finally:
+    logger.close()  # the second SIGTERM comes while this waits for Slow
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_twice_finishes_the_wandb_run_and_the_tensorboard_session(tmp_path):
+    import signal
+
+    pytest.importorskip("lerax_tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_DIR=str(tmp_path))
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_WHILE_CLOSING],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    slow = tmp_path / "slow.txt"
+    deadline = time.monotonic() + 300
+    while not slow.exists() or slow.read_text().count("\n") < 5:
+        assert time.monotonic() < deadline and process.poll() is None, (
+            process.communicate()
+        )
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # what a scheduler sends first
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)  # again, while the backends close
+    out, err = process.communicate(timeout=240)
+    assert "RESULT MLPActorCriticPolicy" in out, (out, err)
+
+    (run_dir,) = offline_runs(tmp_path)
+    run = read_run(run_dir)
+    assert run.exit_code == 1, "the W&B run was not finished (interrupted: 1)"
+    steps = [step for step, _ in run.history]
+    (board,) = (tmp_path / "runs").iterdir()
+    events = EventAccumulator(str(board), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("episode/count")] == steps
+    assert "_hparams_/session_end_info" in events.PluginTagToContent("hparams")
+    assert slow.read_text().split() == [str(step) for step in steps]
