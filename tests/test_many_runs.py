@@ -291,39 +291,7 @@ def test_members_sharded_over_two_devices_equal_the_one_device_run():
     assert out["three"] == 3  # not a multiple of the devices: one device
 
 
-TWO_PROCESSES = textwrap.dedent(
-    """
-    import sys
-    import jax
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    process, port, directory = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    jax.distributed.initialize(f"localhost:{port}", num_processes=2,
-                               process_id=process)
-    import equinox as eqx, numpy as np
-    from rich.console import Console
-    from lerax.algorithm import PPO
-    from lerax.env.classic_control import CartPole
-    from lerax.policy import MLPActorCriticPolicy
-    from lerax.logging import LoggingCallback
-    from lerax_console import ConsoleBackend
-    from lerax_tensorboard import TensorBoardBackend
-
-    env = CartPole()
-    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
-    algo = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1,
-               learning_rate=[1e-2, 3e-3, 1e-3, 3e-4])
-    keys = jax.random.split(jax.random.key(1), 4)
-    backends = [TensorBoardBackend(flush_secs=0),
-                ConsoleBackend(console=Console(force_terminal=False, width=200))]
-    with LoggingCallback(backends) as logger:
-        trained = algo.learn(env, policy, 3 * algo.steps_per_iteration, key=keys,
-                             callback=logger)
-    leaf = jax.tree.leaves(eqx.filter(trained, eqx.is_array))[0]
-    np.save(f"{directory}/policy-{process}.npy", np.asarray(leaf))
-    print("group", backends[0].log_dir.name)
-    jax.distributed.shutdown()
-    """
-)
+DISTRIBUTED_EXAMPLE = ROOT / "examples" / "many_runs_distributed.py"
 
 
 def free_port() -> int:
@@ -338,10 +306,10 @@ def test_two_processes_write_every_member_once_and_one_console(tmp_path):
         EventAccumulator,
     )
 
-    port = str(free_port())
+    coordinator = f"localhost:{free_port()}"
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", TWO_PROCESSES, str(i), port, str(tmp_path)],
+            [sys.executable, str(DISTRIBUTED_EXAMPLE), coordinator, "2", str(i)],
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -353,25 +321,36 @@ def test_two_processes_write_every_member_once_and_one_console(tmp_path):
     outputs = [p.communicate(timeout=600) for p in processes]
     for process, (_, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err[-3000:]
-    groups = {
-        line for out, _ in outputs for line in out.splitlines() if "group" in line
-    }
-    assert len(groups) == 1  # both processes name the group alike
-    (group,) = (tmp_path / "runs").iterdir()
+    (group,) = (tmp_path / "runs").iterdir()  # both processes named it alike
     found = sorted(p.name for p in group.iterdir())
-    assert found == ["aggregate", "member-0", "member-1", "member-2", "member-3"]
+    assert found == ["aggregate", *(f"member-{i}" for i in range(8))]
     for run in found:
         assert len(list((group / run).glob("events*"))) == 1  # one writer per run
         accumulator = EventAccumulator(str(group / run), size_guidance={"scalars": 0})
         accumulator.Reload()
         steps = [e.step for e in accumulator.Scalars("train/entropy")]
         assert steps == [32, 64, 96], run
-    console_lines = [
+    console = [
         [line for line in out.splitlines() if "env steps" in line or "done:" in line]
         for out, _ in outputs
     ]
-    assert console_lines[0] and not console_lines[1]  # the console: process 0 only
-    # every process gets every member's policy
-    first, second = (np.load(tmp_path / f"policy-{i}.npy") for i in range(2))
-    assert first.shape[0] == 4
-    np.testing.assert_array_equal(first, second)
+    assert console[0] and not console[1]  # the console: process 0 only
+    for index, (out, _) in enumerate(outputs):  # every process has every policy
+        assert f"process {index}: policies for 8 members" in out
+
+
+def test_grid_crosses_values_with_seeds_value_major():
+    from lerax.algorithm import grid
+
+    algo, keys = grid(PPO(), jax.random.key(0), seeds=2,
+                      learning_rate=[1e-3, 3e-4], gamma=[0.9, 0.99])  # fmt: skip
+    assert algo.learning_rate == [1e-3] * 4 + [3e-4] * 4
+    assert algo.gamma == [0.9, 0.9, 0.99, 0.99] * 2
+    assert keys.shape == (8,)
+    data = jax.random.key_data(keys)
+    np.testing.assert_array_equal(data[0::2], np.broadcast_to(data[0], (4, 2)))
+    assert not np.array_equal(data[0], data[1])
+    with pytest.raises(ValueError, match="cannot vary"):
+        grid(PPO(), jax.random.key(0), num_envs=[1, 2])
+    with pytest.raises(TypeError, match="no hyper-parameter 'lr'"):
+        grid(PPO(), jax.random.key(0), lr=[1e-3])

@@ -4,6 +4,7 @@
 from lerax.algorithm._algorithm import AbstractAlgorithm, DivergenceWarning
 from lerax.algorithm.a2c import A2C
 from lerax.algorithm.dqn import DQN, DQNState
+from lerax.algorithm.grid import grid
 from lerax.algorithm.interrupt import TrainingInterrupted
 from lerax.algorithm.on_policy import (
     AbstractOnPolicyAlgorithm,
@@ -27,4 +28,5 @@ __all__ = [
     "OnPolicyState",
     "Rollout",
     "TrainingInterrupted",
+    "grid",
 ]
