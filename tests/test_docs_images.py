@@ -172,3 +172,16 @@ def test_the_seed_example_still_ends_where_the_pictures_say(figures, tmp_path):
         f"the seed example now ends at episode/return_ema {final:.1f}; the pictures "
         f"show {recorded:.1f}; {REGENERATE}"
     )
+
+
+def test_the_many_runs_picture_is_the_recorded_run_and_the_page_says_so():
+    regenerate = (
+        "run `python scripts/make_many_runs_image.py` and commit what it writes"
+    )
+    record = json.loads((IMAGES / "many_runs.json").read_text(encoding="utf-8"))
+    picture = hashlib.sha256((IMAGES / "many_runs.png").read_bytes()).hexdigest()
+    assert picture == record["picture_sha256"], f"many_runs.png changed: {regenerate}"
+    page = words(REPO / "docs" / "many-runs.md")
+    claim = f"{record['final_mean']:.1f} ± {record['final_std']:.1f}"
+    assert claim in page, f"docs/many-runs.md should say {claim!r}: {regenerate}"
+    assert f"{record['members']} seeds" in page.lower().replace("eight", "8")
