@@ -3,6 +3,7 @@
 import atexit
 import contextlib
 import importlib.metadata
+import inspect
 import os
 import queue
 import signal
@@ -33,7 +34,7 @@ class _Worker:
         self.dispatcher, self.backend, self.name = dispatcher, backend, name
         self.queue: queue.Queue = queue.Queue()  # unbounded: rows are bounded in put
         self.maxsize = size
-        self.takes_members = dispatcher.takes_members(backend)
+        self.takes_members = takes_members(backend)
         self.thread: threading.Thread | None = None
         # Set when the thread has finished. Waited on instead of `Thread.join`,
         # which, when a signal handler raises during it (Ctrl-C), marks a thread
@@ -123,15 +124,6 @@ class BackendDispatcher:
         self._timeout = self._deadline = 0.0
         atexit.register(self._close_at_exit)
         _sigterm_as_ctrl_c(self)
-
-    def takes_members(self, backend: AbstractLoggingBackend) -> bool:
-        """Whether `backend` implements a logging hook with a `member` argument,
-        and so receives every member's run when `learn` trains many."""
-        return any(
-            impl.plugin is backend and "member" in (*impl.argnames, *impl.kwargnames)
-            for hook in LOGGING_HOOKS
-            for impl in getattr(self.manager.hook, hook).get_hookimpls()
-        )
 
     def submit(
         self,
@@ -359,6 +351,16 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def _say(message: str) -> None:
     print(f"lerax: {message}", file=sys.stderr, flush=True)
+
+
+def takes_members(backend: AbstractLoggingBackend) -> bool:
+    """Whether `backend` implements a logging hook with a `member` argument, and
+    so receives every member's run when `learn` trains many."""
+    for hook in LOGGING_HOOKS:
+        method = getattr(backend, hook, None)
+        if method is not None and "member" in inspect.signature(method).parameters:
+            return True
+    return False
 
 
 def report(message: str) -> None:

@@ -31,7 +31,11 @@ class ConformanceReport:
     checked: list[str] = field(default_factory=list)
 
 
-def _short_training(callback: Any) -> None:
+MEMBERS = 3
+"""Members of the many-runs training `check_plugin` runs."""
+
+
+def _short_training(callback: Any, *, members: int | None = None) -> None:
     import jax
 
     from lerax.algorithm import PPO
@@ -42,8 +46,35 @@ def _short_training(callback: Any) -> None:
     policy_key, learn_key = jax.random.split(jax.random.key(0))
     policy = MLPActorCriticPolicy(env=env, key=policy_key)
     algorithm = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1)
+    key = learn_key if members is None else jax.random.split(learn_key, members)
     algorithm.learn(
-        env, policy, 3 * algorithm.steps_per_iteration, key=learn_key, callback=callback
+        env, policy, 3 * algorithm.steps_per_iteration, key=key, callback=callback
+    )
+
+
+def _check_members(name: str, backend: AbstractLoggingBackend, report) -> None:
+    """The same backend in a training of `MEMBERS` members: it must take their
+    calls (every member's run if it takes `member`, else the aggregate) without
+    raising."""
+    from lerax.callback import LoggingCallback
+    from lerax.logging.dispatch import takes_members
+    from lerax.testing.recording import MemberRecordingBackend
+
+    recorder = MemberRecordingBackend()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        logger = LoggingCallback([backend, recorder])
+        _short_training(logger, members=MEMBERS)
+        logger.close()
+    own = [str(w.message) for w in caught if type(backend).__name__ in str(w.message)]
+    assert not own, f"{name}: the backend raised with {MEMBERS} members: {own}"
+    assert sorted(recorder.runs, key=str) == [*range(MEMBERS), None], (
+        f"{name}: a {MEMBERS}-member training did not run as expected"
+    )
+    takes = takes_members(backend)
+    report.checked.append(
+        f"{name}: {MEMBERS} members, "
+        + ("every member's run and the aggregate" if takes else "the aggregate run")
     )
 
 
@@ -69,6 +100,7 @@ def _check_backend(name: str, backend: AbstractLoggingBackend, report) -> None:
         f"got {failing}"
     )
     report.checked.append(f"{name}: lifecycle under jit, close idempotent, isolated")
+    _check_members(name, backend, report)
 
 
 def check_plugin(
@@ -81,7 +113,9 @@ def check_plugin(
     registers builds the declared kind of object from `options[name]`; that each
     callback survives a short real training under `jax.jit` and each backend
     receives start, iterations, end and close in order beside a failing sibling
-    (whose errors must not reach it), and tolerates being closed twice.
+    (whose errors must not reach it), and tolerates being closed twice; and
+    that each backend takes a training of several members (`learn` with a
+    batch of keys) without raising.
     Raises `AssertionError` with what went wrong; returns a report otherwise.
     """
     from lerax.callback import AbstractCallback, make

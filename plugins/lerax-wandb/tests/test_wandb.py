@@ -175,10 +175,14 @@ def tiny_training(callback: Any, iterations: int) -> int:
 def test_conformance(tmp_path):
     report = check_plugin("wandb", options={"wandb": {"dir": tmp_path}})
     assert any(line.startswith("wandb:") for line in report.checked)
-    (run_dir,) = offline_runs(tmp_path)
-    run = read_run(run_dir)
-    assert [step for step, _ in run.history] == [32, 64, 96]
-    assert run.exit_code == 0
+    runs = [read_run(run_dir) for run_dir in offline_runs(tmp_path)]
+    (single,) = [run for run in runs if not run.group]
+    assert [step for step, _ in single.history] == [32, 64, 96]
+    assert single.exit_code == 0
+    # the kit's training of 3 members: a run each and the aggregate, one group
+    grouped = [run for run in runs if run.group]
+    assert sorted(run.job_type for run in grouped) == ["aggregate", *["member"] * 3]
+    assert all(run.exit_code == 0 for run in grouped)
 
 
 def test_discovered_and_importable_from_lerax_callback():
