@@ -354,3 +354,12 @@ def test_grid_crosses_values_with_seeds_value_major():
         grid(PPO(), jax.random.key(0), num_envs=[1, 2])
     with pytest.raises(TypeError, match="no hyper-parameter 'lr'"):
         grid(PPO(), jax.random.key(0), lr=[1e-3])
+
+
+def test_devices_of_another_process_are_refused(env, monkeypatch, compile_counter):
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    monkeypatch.setattr(jax, "process_index", lambda: 1)  # as if we were process 1
+    with compile_counter() as count, pytest.raises(ValueError, match="process 0"):
+        tiny_ppo().learn(env, policy, 64, key=jax.random.split(jax.random.key(1), 2),
+                         devices=jax.devices())  # fmt: skip
+    assert count.compiles == 0
