@@ -297,7 +297,10 @@ def test_without_a_key_it_goes_offline_and_says_why_at_each_start(
     lines = start_lines(capfd.readouterr().err)
     folders = offline_runs(tmp_path)
     assert len(lines) == 2 == len(folders), lines
-    for line, name, folder in zip(lines, ("one", "two"), folders, strict=True):
+    # Folders sort by start second, then by random run id: match them by name.
+    by_name = {read_run(folder).name: folder for folder in folders}
+    for line, name in zip(lines, ("one", "two"), strict=True):
+        folder = by_name[name]
         assert f"run {name!r} is logged offline in {folder}" in line
         assert "no W&B API key" in line
         assert line.endswith(f"upload it with `wandb sync {folder}`")
