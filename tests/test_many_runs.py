@@ -113,12 +113,18 @@ def test_a_single_run_backend_gets_the_aggregate_as_one_run(env):
     assert single.ends == [(128, "completed")]
     for (step, row), i in zip(single.iterations, range(4), strict=True):
         assert step == 32 * (i + 1)
-        values = [members.runs[m].iterations[i][1]["train/entropy"] for m in range(3)]
-        assert row["train/entropy"] == pytest.approx(np.mean(values), rel=1e-5)
-        assert row["train/entropy_std"] == pytest.approx(np.std(values), abs=1e-6)
-        assert row["train/entropy_min"] == pytest.approx(min(values), rel=1e-6)
-        assert row["train/entropy_max"] == pytest.approx(max(values), rel=1e-6)
+        rows = [members.runs[m].iterations[i][1] for m in range(3)]
+        entropy = [r["train/entropy"] for r in rows]
+        assert row["train/entropy"] == pytest.approx(np.mean(entropy), rel=1e-5)
+        assert "train/entropy_std" not in row  # spread: episode metrics only
+        counts = [r["episode/count"] for r in rows]
+        assert row["episode/count"] == pytest.approx(np.mean(counts), rel=1e-6)
+        assert row["episode/count_std"] == pytest.approx(np.std(counts), rel=1e-5)
+        assert row["episode/count_min"] == min(counts)
+        assert row["episode/count_max"] == max(counts)
         assert row["members/running"] == 3
+        assert "episode/return_mean" not in row  # old names: single runs only
+        assert "episode/return_mean" not in rows[0]
     assert members.runs[None].iterations == single.iterations
     assert members.runs[None].group == "three"
     assert [members.runs[m].run_name for m in range(3)] == [

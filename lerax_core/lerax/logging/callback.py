@@ -20,6 +20,7 @@ from lerax.callback.context import (
     TrainingContext,
 )
 from lerax.logging.host_logger import HostLogger
+from lerax.logging.names import DEPRECATED_METRICS
 from lerax.plugin.hookspecs import AbstractLoggingBackend
 
 
@@ -68,14 +69,6 @@ def _metric_names(training_log: dict) -> tuple[str, ...]:
         "time/iteration",
         *(f"train/{name}" for name in sorted(training_log)),
     )
-
-
-DEPRECATED_METRICS = {
-    "episode/return_mean": "episode/return",
-    "episode/length_mean": "episode/length",
-}
-"""Old metric names still sent for one release, each with the value of the name it
-maps to; the next release removes them (see the Logging page's renamed metrics)."""
 
 
 def _group_reason(reason: Int[Array, ""]) -> Int[Array, ""]:

@@ -16,13 +16,10 @@ import numpy as np
 from lerax import host, members
 from lerax.callback.context import StopReason
 from lerax.logging.dispatch import BackendDispatcher, close_soon
+from lerax.logging.names import DEPRECATED_METRICS, SPREAD_PREFIXES, SUMMARY_SUFFIXES
 from lerax.plugin.hookspecs import AbstractLoggingBackend
 
 _runs = itertools.count()
-
-SUMMARY_SUFFIXES = ("", "_std", "_min", "_max")
-"""How an aggregate row names a metric's mean, standard deviation, minimum and
-maximum across members (`episode/return`, `episode/return_std`, ...)."""
 
 
 def member_run_name(group: str, member: int, members: int) -> str:
@@ -179,6 +176,9 @@ class HostLogger:
         with self._lock:
             for i in np.flatnonzero(running & has_values):
                 metrics = dict(zip(names, values[i].tolist(), strict=True))
+                if self._many:  # new runs: no old names to keep working
+                    for old in DEPRECATED_METRICS:
+                        metrics.pop(old, None)
                 if self._skipped(metrics, last):
                     continue
                 who = int(member[i]) if self._many else None
@@ -207,7 +207,8 @@ class HostLogger:
             f"{name}{suffix}": value
             for suffix, row in zip(SUMMARY_SUFFIXES, summary.tolist(), strict=True)
             for name, value in zip(names, row, strict=True)
-            if not (suffix and name == "time/iteration")
+            if name not in DEPRECATED_METRICS
+            and (not suffix or name.startswith(SPREAD_PREFIXES))
         }
         if self._skipped(metrics, last):
             return

@@ -113,10 +113,10 @@ class AbstractLoggingBackend(ABC):
 
         `metrics` maps stable names (`episode/return`, `train/policy_loss`, ...)
         to Python floats, which may be NaN or infinite. An aggregate run's row
-        holds each metric's mean across the members under its own name, and
-        its standard deviation, minimum and maximum with the suffixes `_std`,
-        `_min` and `_max`, plus `members/running`; its `time/steps_per_second`
-        counts every member's steps.
+        holds each metric's mean across the members under its own name, the
+        standard deviation, minimum and maximum of the `episode/` metrics with
+        the suffixes `_std`, `_min` and `_max`, and `members/running`; its
+        `time/steps_per_second` counts every member's steps.
         """
 
     @hookspec

@@ -589,9 +589,10 @@ def test_each_member_is_a_run_in_one_group_with_its_own_values(tmp_path):
         values = [runs[f"grid/member-{i}"].history[step // 32 - 1][1] for i in range(3)]
         rates_now = [v["train/learning_rate"] for v in values]
         assert row["train/learning_rate"] == pytest.approx(np.mean(rates_now))
-        assert row["train/learning_rate_min"] == pytest.approx(min(rates_now))
-        assert row["train/learning_rate_max"] == pytest.approx(max(rates_now))
-        assert row["train/learning_rate_std"] == pytest.approx(np.std(rates_now))
+        counts = [v["episode/count"] for v in values]
+        assert row["episode/count_min"] == min(counts)
+        assert row["episode/count_max"] == max(counts)
+        assert row["episode/count_std"] == pytest.approx(np.std(counts), rel=1e-5)
         assert row["members/running"] == 3
 
 
