@@ -9,11 +9,13 @@ algorithm supplies `init`, `act` and `update` (see
 
 Per iteration: `step_reset` (per environment), then `num_steps` steps of
 every environment with `on_step` after each, then the algorithm's `update`,
-then `on_iteration` and `continue_training`.
+then `on_iteration`, `continue_training` and the callbacks' `metrics`, which
+the loop carries into the next iteration's context (`reported`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import equinox as eqx
@@ -47,6 +49,7 @@ class LoopCarry(eqx.Module):
     env: EnvCarry
     callback_state: PyTree
     training_log: dict[str, Float[Array, ""]]
+    reported: dict[str, Float[Array, ""]]
     iteration: Int[Array, ""]
     stop_reason: Int[Array, ""]
     diverged_at: Int[Array, ""]
@@ -76,6 +79,18 @@ def _check_training_log(algorithm: AbstractAlgorithm, log: dict[str, Any]) -> No
             f"entries {sorted(log)}, but its training_log_names are "
             f"{sorted(expected)}; make the two agree."
         )
+
+
+def _reported(callback: AbstractCallback, state: PyTree) -> dict[str, Any]:
+    """The callbacks' reported metrics, as float32 scalars."""
+    reported = callback.metrics(state)
+    for name, value in reported.items():
+        if jnp.shape(value) != ():
+            raise TypeError(
+                f"{type(callback).__name__}.metrics reported {name!r} with shape "
+                f"{jnp.shape(value)}; report scalars."
+            )
+    return {name: jnp.asarray(value, jnp.float32) for name, value in reported.items()}
 
 
 def _stop_reason(
@@ -142,6 +157,7 @@ def run_loop(
             timestep=carry.iteration * steps,
             total_timesteps=total_timesteps,
             stop_reason=carry.stop_reason,
+            reported=carry.reported,
             **shared,
         )
 
@@ -161,6 +177,7 @@ def run_loop(
         env=env_carry,
         callback_state=callback_state,
         training_log=training_log,
+        reported={},
         iteration=jnp.asarray(0, jnp.int32),
         stop_reason=jnp.where(
             num_iterations > 0, StopReason.RUNNING, StopReason.COMPLETED
@@ -174,6 +191,11 @@ def run_loop(
         callback.on_training_start(training_context(carry), key=start_key),
         is_leaf=lambda x: x is None,
     )
+    nothing_yet = jax.tree.map(
+        lambda _: jnp.asarray(jnp.nan, jnp.float32),
+        _reported(callback, carry.callback_state),
+    )
+    carry = dataclasses.replace(carry, reported=nothing_yet)
 
     def iteration(carry: LoopCarry) -> LoopCarry:
         key, reset_key, rollout_key, update_key, hook_key, stop_key = jax.random.split(
@@ -230,6 +252,7 @@ def run_loop(
             step_state=step_state,
             iteration=done,
             timestep=done * steps,
+            reported=carry.reported,
             **shared,
         )
         callback_state = callback.on_iteration(iteration_ctx, key=hook_key)
@@ -257,6 +280,7 @@ def run_loop(
             env=env_carry,
             callback_state=callback_state,
             training_log=training_log,
+            reported=_reported(callback, callback_state),
             iteration=done,
             stop_reason=stop_reason,
             diverged_at=diverged_at,

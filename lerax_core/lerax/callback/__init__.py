@@ -23,6 +23,7 @@ from lerax.callback.context import (
     StopReason,
     TrainingContext,
 )
+from lerax.callback.evaluation import EvalCallback, EvalState
 from lerax.callback.resolve import make, resolve_callback
 from lerax.plugin.hookspecs import AbstractLoggingBackend
 
@@ -33,6 +34,8 @@ __all__ = [
     "AbstractStatelessCallback",
     "CallbackList",
     "EmptyCallback",
+    "EvalCallback",
+    "EvalState",
     "IterationContext",
     "LoggingCallback",
     "ResetContext",

@@ -99,7 +99,10 @@ class IterationContext(AbstractContext):
     `step_state` holds every environment's step state (leading axis:
     environment). `iteration` counts finished iterations; `timestep` counts
     environment steps. In `continue_training`, `state` is what `on_iteration`
-    just returned.
+    just returned. `reported` holds what every callback's `metrics` reported
+    at the end of the previous iteration (NaN before the first), which is
+    how [`LoggingCallback`][lerax.logging.LoggingCallback] sends them with
+    that iteration's row.
     """
 
     env: AbstractEnv
@@ -111,6 +114,7 @@ class IterationContext(AbstractContext):
     step_state: PyTree
     iteration: Int[Array, ""]
     timestep: Int[Array, ""]
+    reported: dict[str, Float[Array, ""]] = eqx.field(default_factory=dict)
 
 
 class TrainingContext(AbstractContext):
@@ -118,7 +122,8 @@ class TrainingContext(AbstractContext):
 
     `algorithm` is the algorithm being run, for its hyper-parameters.
     `stop_reason` is a [`StopReason`][lerax.callback.StopReason] code:
-    `RUNNING` at the start, why training ended at the end.
+    `RUNNING` at the start, why training ended at the end. `reported`: the
+    callbacks' `metrics` after the last iteration (see `IterationContext`).
     """
 
     env: AbstractEnv
@@ -132,3 +137,4 @@ class TrainingContext(AbstractContext):
     timestep: Int[Array, ""]
     total_timesteps: Int[Array, ""]
     stop_reason: Int[Array, ""]
+    reported: dict[str, Float[Array, ""]] = eqx.field(default_factory=dict)

@@ -1,6 +1,7 @@
 """The host side of a `LoggingCallback`: run names, timing, and the dispatcher."""
 
 import itertools
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -68,11 +69,15 @@ class HostLogger:
         has_values: np.ndarray,
         *,
         names: tuple[str, ...],
+        optional: tuple[str, ...] = (),
         last: bool = False,
     ) -> None:
         if not has_values:  # sent before the first iteration finished
             return
         metrics = dict(zip(names, values.tolist(), strict=True))
+        for name in optional:  # reported by callbacks: NaN means nothing this time
+            if math.isnan(metrics[name]):
+                del metrics[name]
         skipped = self.log_every > 1 and int(metrics["time/iteration"]) % self.log_every
         if skipped and not last:
             return
