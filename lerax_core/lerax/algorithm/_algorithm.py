@@ -183,6 +183,7 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
         key: Key[Array, ""],
         callback: Any = None,
         stop_on_divergence: bool = True,
+        resume_from: Any = None,
     ) -> AbstractPolicy:
         """Train `policy` on `env` for `total_timesteps` steps; return the trained policy.
 
@@ -199,6 +200,12 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
         stops there (stop reason `"diverged"`), the last finite policy is
         returned and a `DivergenceWarning` says at which iteration; with
         `stop_on_divergence=False` training goes on and the warning still comes.
+
+        `resume_from`: a directory a
+        [`CheckpointCallback`][lerax.callback.CheckpointCallback] wrote to;
+        training continues from its latest checkpoint, as if never stopped
+        (pass the same env, policy, algorithm, callbacks, `total_timesteps`
+        and `key`). Checked before compiling.
         """
         from lerax.algorithm._loop import run_loop
         from lerax.algorithm.interrupt import (
@@ -206,6 +213,7 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
             poll_every,
             run_interruptibly,
         )
+        from lerax.algorithm.resume import prepare_run
         from lerax.callback.resolve import resolve_callback
 
         if not isinstance(env, AbstractEnv):
@@ -223,6 +231,7 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
         key = _check_key(key)
         callback = resolve_callback(callback)
         total = jnp.asarray(total_timesteps, jnp.int32)
+        initial = prepare_run(self, env, policy, callback, total, key, resume_from)
         result, signum = run_interruptibly(
             lambda: run_loop(
                 self,
@@ -233,6 +242,7 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
                 key,
                 poll_every=poll_every(self.steps_per_iteration),
                 stop_on_divergence=bool(stop_on_divergence),
+                initial=initial,
             )
         )
         assert result is not None

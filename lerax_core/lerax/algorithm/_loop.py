@@ -107,26 +107,47 @@ def _stop_reason(
     return jnp.where(diverged, StopReason.DIVERGED, reason).astype(jnp.int32)
 
 
-@eqx.filter_jit
-def run_loop(
+def _training_context(
+    algorithm: AbstractAlgorithm,
+    env: AbstractEnv,
+    total_timesteps: Int[Array, ""],
+    carry: LoopCarry,
+    locals: dict[str, Any],
+) -> TrainingContext:
+    return TrainingContext(
+        env=env,
+        locals=locals,
+        policy=carry.policy,
+        algorithm_state=carry.algorithm_state,
+        training_log=carry.training_log,
+        state=carry.callback_state,
+        algorithm=algorithm,
+        iteration=carry.iteration,
+        timestep=carry.iteration * algorithm.steps_per_iteration,
+        total_timesteps=total_timesteps,
+        stop_reason=carry.stop_reason,
+        reported=carry.reported,
+    )
+
+
+def start_loop(
     algorithm: AbstractAlgorithm,
     env: AbstractEnv,
     policy: AbstractPolicy,
     callback: AbstractCallback,
     total_timesteps: Int[Array, ""],
     key: Key[Array, ""],
-    *,
-    poll_every: int,
-    stop_on_divergence: bool = True,
-) -> LoopResult:
-    """Train `policy` for `total_timesteps // steps_per_iteration` iterations.
+    initial: LoopCarry | None = None,
+) -> LoopCarry:
+    """The carry before the first iteration, after `reset` and `on_training_start`.
 
-    `poll_every`: iterations between two polls for Ctrl-C. With
-    `stop_on_divergence`, an update that makes the policy non-finite is
-    discarded and training stops with `StopReason.DIVERGED`.
+    `initial`, the arrays of a carry saved earlier (a checkpoint), replaces
+    everything the loop would make: the callbacks still get `reset` and
+    `on_training_start` (with the restored policy and counters, so that host
+    sides such as loggers start), then their restored states replace the
+    fresh ones.
     """
-    steps = algorithm.steps_per_iteration
-    num_iterations = total_timesteps // steps
+    num_iterations = total_timesteps // algorithm.steps_per_iteration
     env_key, reset_key, start_key, iteration_key, end_key = jax.random.split(
         loop_key(key), 5
     )
@@ -144,30 +165,15 @@ def run_loop(
     training_log = {
         name: jnp.asarray(jnp.nan, jnp.float32) for name in algorithm.training_log_names
     }
-    shared: dict[str, Any] = dict(env=env, locals={"algorithm": algorithm})
-
-    def training_context(carry: LoopCarry) -> TrainingContext:
-        return TrainingContext(
-            policy=carry.policy,
-            algorithm_state=carry.algorithm_state,
-            training_log=carry.training_log,
-            state=carry.callback_state,
-            algorithm=algorithm,
-            iteration=carry.iteration,
-            timestep=carry.iteration * steps,
-            total_timesteps=total_timesteps,
-            stop_reason=carry.stop_reason,
-            reported=carry.reported,
-            **shared,
-        )
-
+    locals_ = {"algorithm": algorithm}
     callback_state = callback.reset(
         ResetContext(
+            env=env,
+            locals=locals_,
             policy=policy,
             algorithm_state=algorithm_state,
             training_log=training_log,
             state=None,
-            **shared,
         ),
         key=reset_key,
     )
@@ -179,23 +185,69 @@ def run_loop(
         training_log=training_log,
         reported={},
         iteration=jnp.asarray(0, jnp.int32),
-        stop_reason=jnp.where(
-            num_iterations > 0, StopReason.RUNNING, StopReason.COMPLETED
-        ).astype(jnp.int32),
+        stop_reason=jnp.asarray(StopReason.RUNNING, jnp.int32),
         diverged_at=jnp.asarray(-1, jnp.int32),
         key=iteration_key,
     )
-    carry = eqx.tree_at(
-        lambda c: c.callback_state,
+    fresh_states = carry.callback_state
+    if initial is not None:
+        carry = eqx.combine(initial, eqx.partition(carry, eqx.is_array)[1])
+        carry = dataclasses.replace(carry, callback_state=fresh_states)
+    started = callback.on_training_start(
+        _training_context(algorithm, env, total_timesteps, carry, locals_),
+        key=start_key,
+    )
+    if initial is None:
+        reported = jax.tree.map(
+            lambda _: jnp.asarray(jnp.nan, jnp.float32), _reported(callback, started)
+        )
+        carry = dataclasses.replace(carry, callback_state=started, reported=reported)
+    else:
+        # The restored states carry no dependence on the host calls just made
+        # (a logger's start): the barrier orders every later call after them.
+        restored, _ = jax.lax.optimization_barrier(
+            (eqx.filter(initial.callback_state, eqx.is_array), started)
+        )
+        restored = eqx.combine(restored, eqx.partition(started, eqx.is_array)[1])
+        carry = dataclasses.replace(carry, callback_state=restored)
+    finished = carry.iteration >= num_iterations
+    return dataclasses.replace(
         carry,
-        callback.on_training_start(training_context(carry), key=start_key),
-        is_leaf=lambda x: x is None,
+        stop_reason=jnp.where(
+            finished, StopReason.COMPLETED, StopReason.RUNNING
+        ).astype(jnp.int32),
     )
-    nothing_yet = jax.tree.map(
-        lambda _: jnp.asarray(jnp.nan, jnp.float32),
-        _reported(callback, carry.callback_state),
-    )
-    carry = dataclasses.replace(carry, reported=nothing_yet)
+
+
+@eqx.filter_jit
+def run_loop(
+    algorithm: AbstractAlgorithm,
+    env: AbstractEnv,
+    policy: AbstractPolicy,
+    callback: AbstractCallback,
+    total_timesteps: Int[Array, ""],
+    key: Key[Array, ""],
+    *,
+    poll_every: int,
+    stop_on_divergence: bool = True,
+    initial: LoopCarry | None = None,
+) -> LoopResult:
+    """Train `policy` for `total_timesteps // steps_per_iteration` iterations.
+
+    `poll_every`: iterations between two polls for Ctrl-C. With
+    `stop_on_divergence`, an update that makes the policy non-finite is
+    discarded and training stops with `StopReason.DIVERGED`. `initial`: the
+    arrays of a saved carry to continue from (see `start_loop`).
+
+    Iteration contexts and the final training context hold the loop's carry
+    as `locals["carry"]` (at the start of the iteration; at the end), which
+    is what a checkpoint saves.
+    """
+    steps = algorithm.steps_per_iteration
+    num_iterations = total_timesteps // steps
+    end_key = jax.random.split(loop_key(key), 5)[4]
+    shared: dict[str, Any] = dict(env=env, locals={"algorithm": algorithm})
+    carry = start_loop(algorithm, env, policy, callback, total_timesteps, key, initial)
 
     def iteration(carry: LoopCarry) -> LoopCarry:
         key, reset_key, rollout_key, update_key, hook_key, stop_key = jax.random.split(
@@ -253,7 +305,8 @@ def run_loop(
             iteration=done,
             timestep=done * steps,
             reported=carry.reported,
-            **shared,
+            env=env,
+            locals={"algorithm": algorithm, "carry": carry},
         )
         callback_state = callback.on_iteration(iteration_ctx, key=hook_key)
         keep_going = callback.continue_training(
@@ -303,5 +356,14 @@ def run_loop(
 
     dynamic = jax.lax.while_loop(running, body, dynamic)
     carry = eqx.combine(dynamic, static)
-    callback.on_training_end(training_context(carry), key=end_key)
+    callback.on_training_end(
+        _training_context(
+            algorithm,
+            env,
+            total_timesteps,
+            carry,
+            {"algorithm": algorithm, "carry": carry},
+        ),
+        key=end_key,
+    )
     return LoopResult(carry.policy, carry.stop_reason, carry.diverged_at)

@@ -15,6 +15,7 @@ from lerax.callback._callback import (
     EmptyCallback,
 )
 from lerax.callback.callback_list import CallbackList
+from lerax.callback.checkpoint import CheckpointCallback, CheckpointError
 from lerax.callback.context import (
     AbstractContext,
     IterationContext,
@@ -33,6 +34,8 @@ __all__ = [
     "AbstractLoggingBackend",
     "AbstractStatelessCallback",
     "CallbackList",
+    "CheckpointCallback",
+    "CheckpointError",
     "EmptyCallback",
     "EvalCallback",
     "EvalState",

@@ -36,7 +36,20 @@ class HostLogger:
         self.close_at_end = close_at_end
         self.log_every = log_every
         self._last: tuple[float, int] | None = None
+        self.run_name: str | None = None
+        """The name of the current (or last) run."""
+        self.resume: dict[str, Any] | None = None
+        """Set by `learn(..., resume_from=...)`: the saved run's name, step and ids."""
         self.handle = host.register(self)
+
+    def run_ids(self) -> dict[str, str]:
+        """Each backend's `resume_id()` that is not `None`, by backend name."""
+        ids = {}
+        for backend in self.dispatcher.backends:
+            run_id = backend.resume_id()
+            if run_id is not None:
+                ids[self.dispatcher.names[id(backend)]] = run_id
+        return ids
 
     def start(
         self,
@@ -49,6 +62,18 @@ class HostLogger:
     ) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_name = self.name or f"{algorithm}-{env}-{stamp}-{os.getpid()}.{next(_runs)}"
+        if self.resume is not None:
+            run_name = self.name or self.resume["run_name"] or run_name
+            ids = self.resume["run_ids"]
+            self.dispatcher.submit_each(
+                "lerax_on_resume",
+                {
+                    name: {"step": int(step), "run_id": ids.get(name)}
+                    for name in self.dispatcher.names.values()
+                },
+            )
+            self.resume = None  # once: a later run through this logger is new
+        self.run_name = run_name
         # Speed is timed from here, the host call made as the loop starts, so the
         # first iteration has one too. A backend's own clock would start late by
         # however long the backends before it took to start (an import, a W&B run).

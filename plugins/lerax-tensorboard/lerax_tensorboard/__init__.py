@@ -200,6 +200,7 @@ class TensorBoardBackend(AbstractLoggingBackend):
         self.log_dir: Path | None = self._fixed_dir
         """The directory of the current (or last) run; `None` before a default run."""
         self._writer: EventsWriter | None = None
+        self._purge_step: int | None = None
         self._finished = False
         self._step = 0
         self._last_flush = 0.0
@@ -224,6 +225,11 @@ class TensorBoardBackend(AbstractLoggingBackend):
             suffix = f".{os.getpid()}.{next(_file_numbers)}"
             self._writer = EventsWriter(str(directory / "events"), suffix)
             self._finished, self._step = False, 0
+            if self._purge_step is not None:
+                # A resumed run: TensorBoard discards what earlier files hold
+                # from this step on, rows a crashed run wrote after its checkpoint.
+                self._write_purge(self._purge_step)
+                self._step, self._purge_step = self._purge_step, None
             self._write(_session_start(hyperparameters), step=0)
             self._write(text(HYPERPARAMETERS_TAG, _markdown_table(hyperparameters)), 0)
             self._flush()
@@ -268,9 +274,24 @@ class TensorBoardBackend(AbstractLoggingBackend):
                 self._finished = True
                 self._flush()
 
+    def lerax_on_resume(self, step: int, run_id: str | None) -> None:
+        """The next run continues a checkpointed one: in the same directory (the
+        run name is the saved one), superseding its rows from `step` on."""
+        with self._lock:
+            self._purge_step = int(step)
+
     def lerax_close(self) -> None:
         with self._lock:
             self._close_writer()
+
+    def _write_purge(self, step: int) -> None:
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+        assert self._writer is not None
+        start = SessionLog(status=SessionLog.START)
+        self._writer.write_event(
+            Event(wall_time=time.time(), step=step, session_log=start)
+        )
 
     def _write(self, summary: Any, step: int) -> None:
         from tensorboardX.proto.event_pb2 import Event

@@ -235,6 +235,7 @@ class WandbBackend(AbstractLoggingBackend):
         self.quiet = quiet
         self.init_options = dict(init_options)
         self._run: wandb.Run | None = None
+        self._resume_id: str | None = None
         self._ended = False
         self._lock = threading.Lock()
         if mode != "disabled":
@@ -322,6 +323,10 @@ class WandbBackend(AbstractLoggingBackend):
             config = {**dict(options.pop("config", None) or {}), **hyperparameters}
             options.setdefault("name", run_name)
             options.setdefault("reinit", "create_new")
+            if self._resume_id is not None:  # continue the checkpointed run
+                options.setdefault("id", self._resume_id)
+                options.setdefault("resume", "allow")
+                self._resume_id = None
             if options.get("dir") is None:
                 # wandb reads WANDB_DIR and the working directory once per
                 # process; read them now, as the docs promise.
@@ -373,6 +378,17 @@ class WandbBackend(AbstractLoggingBackend):
     def lerax_on_training_end(self, step: int, reason: str) -> None:
         with self._lock:
             self._ended = reason != "interrupted"  # W&B shows the others as finished
+
+    def lerax_on_resume(self, step: int, run_id: str | None) -> None:
+        """The next run continues a checkpointed one: the W&B run `run_id`
+        (`resume="allow"`); W&B ignores rows at steps it already has."""
+        with self._lock:
+            self._resume_id = run_id
+
+    def resume_id(self) -> str | None:
+        """The current W&B run's id, saved in checkpoints to resume it."""
+        run = self._run
+        return None if run is None else str(run.id)
 
     def lerax_close(self) -> None:
         with self._lock:
