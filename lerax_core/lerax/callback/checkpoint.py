@@ -322,7 +322,7 @@ class CheckpointCallback(AbstractCallback):
                 "save",
                 self.handle,
                 carry.iteration,
-                state.metric,  # what was known when the carry was made
+                metric,  # the carry's: `reported` belongs to the carry's iteration
                 *_arrays(carry),
                 after=state.token,
             )
@@ -335,15 +335,16 @@ class CheckpointCallback(AbstractCallback):
     ) -> CheckpointState:
         carry = ctx.locals["carry"]
         state: CheckpointState = ctx.state
+        metric = self._metric(ctx)
         token = host.call(
             "end",
             self.handle,
             carry.iteration,
-            state.metric,
+            metric,
             *_arrays(carry),
             after=state.token,
         )
-        return CheckpointState(token, state.metric)
+        return CheckpointState(token, metric)
 
     def close(self) -> None:
         """Wait for pending writes and release orbax (also done at exit)."""
