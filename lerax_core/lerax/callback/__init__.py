@@ -15,7 +15,11 @@ from lerax.callback._callback import (
     EmptyCallback,
 )
 from lerax.callback.callback_list import CallbackList
-from lerax.callback.checkpoint import CheckpointCallback, CheckpointError
+from lerax.callback.checkpoint import (
+    CheckpointCallback,
+    CheckpointError,
+    has_checkpoint,
+)
 from lerax.callback.context import (
     AbstractContext,
     IterationContext,
@@ -45,6 +49,7 @@ __all__ = [
     "StepContext",
     "StopReason",
     "TrainingContext",
+    "has_checkpoint",
     "host",
     "make",
     "resolve_callback",

@@ -114,6 +114,11 @@ class Checkpointer:
         """The iterations written, in order."""
         self._queue: queue.Queue = queue.Queue(self.QUEUE)
         self._thread: threading.Thread | None = None
+        # Imported here, on the caller's thread: importing orbax first on the
+        # writer thread, beside other threads compiling code, can break
+        # Python 3.11's parser ("AST constructor recursion depth mismatch").
+        import orbax.checkpoint  # noqa: F401
+
         self._managers: tuple[Any, Any] | None = None
         atexit.register(self.close)
 
@@ -353,6 +358,20 @@ class CheckpointCallback(AbstractCallback):
         except LookupError:
             return
         checkpointer.close()
+
+
+def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
+    """Whether `directory` holds a complete checkpoint to resume from.
+
+    For scripts that resume when they can: `resume_from=directory if
+    has_checkpoint(directory) else None`. A checkpoint being written when the
+    run was killed is not complete, and does not count.
+    """
+    try:
+        latest_checkpoint(directory)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def latest_checkpoint(directory: str | os.PathLike[str]) -> tuple[int, Path]:

@@ -128,6 +128,15 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:200]}" if text else type(error).__name__
 
 
+def _new_run_id() -> str:
+    """A fresh W&B run id, as wandb makes them (8 lowercase letters and digits)."""
+    import secrets
+    import string
+
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
 def _finish_at_exit(backend: weakref.ref[WandbBackend]) -> None:
     alive = backend()
     if alive is not None:
@@ -235,7 +244,8 @@ class WandbBackend(AbstractLoggingBackend):
         self.quiet = quiet
         self.init_options = dict(init_options)
         self._run: wandb.Run | None = None
-        self._resume_id: str | None = None
+        self._next_id: str = _new_run_id()
+        self._resuming = False
         self._ended = False
         self._lock = threading.Lock()
         if mode != "disabled":
@@ -323,10 +333,12 @@ class WandbBackend(AbstractLoggingBackend):
             config = {**dict(options.pop("config", None) or {}), **hyperparameters}
             options.setdefault("name", run_name)
             options.setdefault("reinit", "create_new")
-            if self._resume_id is not None:  # continue the checkpointed run
-                options.setdefault("id", self._resume_id)
+            # The id is chosen before the run starts, so that checkpoints
+            # written before wandb.init returns can name it (`resume_id`).
+            options.setdefault("id", self._next_id)
+            if self._resuming:  # continue the checkpointed run
                 options.setdefault("resume", "allow")
-                self._resume_id = None
+                self._resuming = False
             if options.get("dir") is None:
                 # wandb reads WANDB_DIR and the working directory once per
                 # process; read them now, as the docs promise.
@@ -378,17 +390,22 @@ class WandbBackend(AbstractLoggingBackend):
     def lerax_on_training_end(self, step: int, reason: str) -> None:
         with self._lock:
             self._ended = reason != "interrupted"  # W&B shows the others as finished
+            self._next_id = _new_run_id()  # for the next training
 
     def lerax_on_resume(self, step: int, run_id: str | None) -> None:
         """The next run continues a checkpointed one: the W&B run `run_id`
         (`resume="allow"`); W&B ignores rows at steps it already has."""
-        with self._lock:
-            self._resume_id = run_id
+        if run_id is not None:
+            with self._lock:
+                self._next_id, self._resuming = run_id, True
 
     def resume_id(self) -> str | None:
-        """The current W&B run's id, saved in checkpoints to resume it."""
+        """The W&B id of the current run (or of the one about to start), saved
+        in checkpoints to resume it."""
         run = self._run
-        return None if run is None else str(run.id)
+        if run is not None and not self._ended:
+            return str(run.id)
+        return str(self.init_options.get("id") or self._next_id)
 
     def lerax_close(self) -> None:
         with self._lock:
