@@ -62,6 +62,32 @@ def _layout(leaves: list[Any]) -> list[list[Any]]:
     return [[list(np.shape(x)), str(np.dtype(x.dtype))] for x in leaves]
 
 
+def _pack(leaves: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """The leaves as one flat array per dtype: orbax's cost is per array written."""
+    groups: dict[str, list[np.ndarray]] = {}
+    for leaf in leaves:
+        groups.setdefault(str(leaf.dtype), []).append(np.ravel(leaf))
+    return {dtype: np.concatenate(parts) for dtype, parts in groups.items()}
+
+
+def _packed_shapes(layout: list[list[Any]]) -> dict[str, jax.ShapeDtypeStruct]:
+    sizes: dict[str, int] = {}
+    for shape, dtype in layout:
+        sizes[dtype] = sizes.get(dtype, 0) + math.prod(shape)
+    return {d: jax.ShapeDtypeStruct((n,), np.dtype(d)) for d, n in sizes.items()}
+
+
+def _unpack(packed: dict[str, Any], layout: list[list[Any]]) -> list[np.ndarray]:
+    offsets = dict.fromkeys(packed, 0)
+    leaves = []
+    for shape, dtype in layout:
+        size, start = math.prod(shape), offsets[dtype]
+        flat = np.asarray(packed[dtype])
+        leaves.append(flat[start : start + size].reshape(shape))
+        offsets[dtype] = start + size
+    return leaves
+
+
 def _check_writable(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -119,8 +145,15 @@ class Checkpointer:
         # Python 3.11's parser ("AST constructor recursion depth mismatch").
         import orbax.checkpoint  # noqa: F401
 
-        self._managers: tuple[Any, Any] | None = None
+        self._managers: tuple[Any, Any] | None = self._open()
         atexit.register(self.close)
+
+    def _open(self) -> tuple[Any, Any]:
+        best = self.directory / "best" if self.best_by else None
+        return (
+            _manager(self.directory, self.keep),
+            _manager(best, 1, best=True) if best else None,
+        )
 
     def start(self, total_timesteps: Any, **metadata: Any) -> None:
         self.metadata = {
@@ -170,12 +203,6 @@ class Checkpointer:
     def _write(self, step: int, leaves: list[np.ndarray], metric: float) -> None:
         import orbax.checkpoint as ocp
 
-        if self._managers is None:
-            best = self.directory / "best" if self.best_by else None
-            self._managers = (
-                _manager(self.directory, self.keep),
-                _manager(best, 1, best=True) if best else None,
-            )
         meta = {
             **self.metadata,
             "iteration": step,
@@ -188,9 +215,11 @@ class Checkpointer:
             },
         }
         args = ocp.args.Composite(
-            state=ocp.args.StandardSave({"leaves": leaves}),
+            state=ocp.args.StandardSave(_pack(leaves)),
             meta=ocp.args.JsonSave(meta),
         )
+        if self._managers is None:  # closed, and used again
+            self._managers = self._open()
         latest, best = self._managers
         if step not in latest.all_steps():  # a resumed run's first save repeats
             latest.save(step, args=args)
@@ -437,7 +466,7 @@ def read_checkpoint(
         restored = manager.restore(
             step,
             args=ocp.args.Composite(
-                state=ocp.args.StandardRestore({"leaves": abstract}),
+                state=ocp.args.StandardRestore(_packed_shapes(meta["layout"])),
             ),
         )
     except Exception as error:
@@ -448,7 +477,7 @@ def read_checkpoint(
         ) from None
     finally:
         manager.close()
-    leaves = iter(restored["state"]["leaves"])
+    leaves = iter(_unpack(restored["state"], meta["layout"]))
 
     def fill(x: jax.ShapeDtypeStruct) -> Array:
         value = jnp.asarray(next(leaves))
