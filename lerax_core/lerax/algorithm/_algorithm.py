@@ -177,6 +177,7 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
         callback: Any = None,
         stop_on_divergence: bool = True,
         devices: Sequence[Any] | Mesh | None = None,
+        resume_from: Any = None,
     ) -> AbstractPolicy:
         """Train `policy` on `env` for `total_timesteps` steps; return the trained policy.
 
@@ -205,6 +206,12 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
         stops there (stop reason `"diverged"`), the last finite policy is
         returned and a `DivergenceWarning` says at which iteration; with
         `stop_on_divergence=False` training goes on and the warning still comes.
+
+        `resume_from`: a directory a
+        [`CheckpointCallback`][lerax.callback.CheckpointCallback] wrote to;
+        training continues from its latest checkpoint, as if never stopped
+        (pass the same env, policy, algorithm, callbacks, `total_timesteps`
+        and `key`). Checked before compiling.
         """
         from lerax.algorithm._loop import LoopResult, run_loop
         from lerax.algorithm._members import MemberBatch, run_members
@@ -213,6 +220,7 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
             poll_every,
             run_interruptibly,
         )
+        from lerax.algorithm.resume import prepare_run, refuse_for_members
         from lerax.callback.resolve import resolve_callback
 
         if not isinstance(env, AbstractEnv):
@@ -241,6 +249,7 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
         total = jnp.asarray(total_timesteps, jnp.int32)
         every = poll_every(self.steps_per_iteration)
         if num_members is None:
+            initial = prepare_run(self, env, policy, callback, total, key, resume_from)
 
             def train() -> LoopResult:
                 return run_loop(
@@ -252,9 +261,11 @@ class AbstractAlgorithm(eqx.Module, Generic[StateT]):
                     key,
                     poll_every=every,
                     stop_on_divergence=bool(stop_on_divergence),
+                    initial=initial,
                 )
 
         else:
+            refuse_for_members(callback, resume_from)
             batch = MemberBatch.make(key, varied, policy, env, num_members, mesh)
 
             def train() -> LoopResult:

@@ -9,11 +9,13 @@ algorithm supplies `init`, `act` and `update` (see
 
 Per iteration: `step_reset` (per environment), then `num_steps` steps of
 every environment with `on_step` after each, then the algorithm's `update`,
-then `on_iteration` and `continue_training`.
+then `on_iteration`, `continue_training` and the callbacks' `metrics`, which
+the loop carries into the next iteration's context (`reported`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import equinox as eqx
@@ -47,6 +49,7 @@ class LoopCarry(eqx.Module):
     env: EnvCarry
     callback_state: PyTree
     training_log: dict[str, Float[Array, ""]]
+    reported: dict[str, Float[Array, ""]]
     iteration: Int[Array, ""]
     stop_reason: Int[Array, ""]
     diverged_at: Int[Array, ""]
@@ -78,6 +81,18 @@ def _check_training_log(algorithm: AbstractAlgorithm, log: dict[str, Any]) -> No
         )
 
 
+def _reported(callback: AbstractCallback, state: PyTree) -> dict[str, Any]:
+    """The callbacks' reported metrics, as float32 scalars."""
+    reported = callback.metrics(state)
+    for name, value in reported.items():
+        if jnp.shape(value) != ():
+            raise TypeError(
+                f"{type(callback).__name__}.metrics reported {name!r} with shape "
+                f"{jnp.shape(value)}; report scalars."
+            )
+    return {name: jnp.asarray(value, jnp.float32) for name, value in reported.items()}
+
+
 def _stop_reason(
     *,
     diverged: Bool[Array, ""],
@@ -92,55 +107,50 @@ def _stop_reason(
     return jnp.where(diverged, StopReason.DIVERGED, reason).astype(jnp.int32)
 
 
-@eqx.filter_jit
-def run_loop(
+def _training_context(
     algorithm: AbstractAlgorithm,
     env: AbstractEnv,
-    policy: AbstractPolicy,
-    callback: AbstractCallback,
     total_timesteps: Int[Array, ""],
-    key: Key[Array, ""],
-    *,
-    poll_every: int,
-    stop_on_divergence: bool = True,
-    member: Int[Array, ""] | int = 0,
-) -> LoopResult:
-    """Train `policy` for `total_timesteps // steps_per_iteration` iterations.
-
-    `poll_every`: iterations between two polls for Ctrl-C. With
-    `stop_on_divergence`, an update that makes the policy non-finite is
-    discarded and training stops with `StopReason.DIVERGED`. `member` is this
-    run's index when `learn` trains many (see `lerax.algorithm._members`).
-    """
-    return loop(
-        algorithm,
-        env,
-        policy,
-        callback,
-        total_timesteps,
-        key,
-        poll_every=poll_every,
-        stop_on_divergence=stop_on_divergence,
+    carry: LoopCarry,
+    locals: dict[str, Any],
+    member: Int[Array, ""],
+) -> TrainingContext:
+    return TrainingContext(
+        env=env,
+        locals=locals,
+        policy=carry.policy,
+        algorithm_state=carry.algorithm_state,
+        training_log=carry.training_log,
+        state=carry.callback_state,
+        algorithm=algorithm,
+        iteration=carry.iteration,
+        timestep=carry.iteration * algorithm.steps_per_iteration,
+        total_timesteps=total_timesteps,
+        stop_reason=carry.stop_reason,
         member=member,
+        reported=carry.reported,
     )
 
 
-def loop(
+def start_loop(
     algorithm: AbstractAlgorithm,
     env: AbstractEnv,
     policy: AbstractPolicy,
     callback: AbstractCallback,
     total_timesteps: Int[Array, ""],
     key: Key[Array, ""],
-    *,
-    poll_every: int,
-    stop_on_divergence: bool = True,
+    initial: LoopCarry | None = None,
     member: Int[Array, ""] | int = 0,
-) -> LoopResult:
-    """`run_loop` unjitted, for `learn`'s many-member program to `vmap`."""
-    member = jnp.asarray(member, jnp.int32)
-    steps = algorithm.steps_per_iteration
-    num_iterations = total_timesteps // steps
+) -> LoopCarry:
+    """The carry before the first iteration, after `reset` and `on_training_start`.
+
+    `initial`, the arrays of a carry saved earlier (a checkpoint), replaces
+    everything the loop would make: the callbacks still get `reset` and
+    `on_training_start` (with the restored policy and counters, so that host
+    sides such as loggers start), then their restored states replace the
+    fresh ones.
+    """
+    num_iterations = total_timesteps // algorithm.steps_per_iteration
     env_key, reset_key, start_key, iteration_key, end_key = jax.random.split(
         loop_key(key), 5
     )
@@ -158,30 +168,16 @@ def loop(
     training_log = {
         name: jnp.asarray(jnp.nan, jnp.float32) for name in algorithm.training_log_names
     }
-    shared: dict[str, Any] = dict(env=env, locals={"algorithm": algorithm, "key": key})
-
-    def training_context(carry: LoopCarry) -> TrainingContext:
-        return TrainingContext(
-            policy=carry.policy,
-            algorithm_state=carry.algorithm_state,
-            training_log=carry.training_log,
-            state=carry.callback_state,
-            algorithm=algorithm,
-            iteration=carry.iteration,
-            timestep=carry.iteration * steps,
-            total_timesteps=total_timesteps,
-            stop_reason=carry.stop_reason,
-            member=member,
-            **shared,
-        )
-
+    locals_ = {"algorithm": algorithm, "key": key}
+    member = jnp.asarray(member, jnp.int32)
     callback_state = callback.reset(
         ResetContext(
+            env=env,
+            locals=locals_,
             policy=policy,
             algorithm_state=algorithm_state,
             training_log=training_log,
             state=None,
-            **shared,
         ),
         key=reset_key,
     )
@@ -191,25 +187,113 @@ def loop(
         env=env_carry,
         callback_state=callback_state,
         training_log=training_log,
+        reported={},
         iteration=jnp.asarray(0, jnp.int32),
-        stop_reason=jnp.where(
-            num_iterations > 0, StopReason.RUNNING, StopReason.COMPLETED
-        ).astype(jnp.int32),
+        stop_reason=jnp.asarray(StopReason.RUNNING, jnp.int32),
         diverged_at=jnp.asarray(-1, jnp.int32),
         key=iteration_key,
     )
-    carry = eqx.tree_at(
-        lambda c: c.callback_state,
+    fresh_states = carry.callback_state
+    if initial is not None:
+        carry = eqx.combine(initial, eqx.partition(carry, eqx.is_array)[1])
+        carry = dataclasses.replace(carry, callback_state=fresh_states)
+    started = callback.on_training_start(
+        _training_context(algorithm, env, total_timesteps, carry, locals_, member),
+        key=start_key,
+    )
+    if initial is None:
+        reported = jax.tree.map(
+            lambda _: jnp.asarray(jnp.nan, jnp.float32), _reported(callback, started)
+        )
+        carry = dataclasses.replace(carry, callback_state=started, reported=reported)
+    else:
+        # The restored states carry no dependence on the host calls just made
+        # (a logger's start): the barrier orders every later call after them.
+        restored, _ = jax.lax.optimization_barrier(
+            (eqx.filter(initial.callback_state, eqx.is_array), started)
+        )
+        restored = eqx.combine(restored, eqx.partition(started, eqx.is_array)[1])
+        carry = dataclasses.replace(carry, callback_state=restored)
+    finished = carry.iteration >= num_iterations
+    return dataclasses.replace(
         carry,
-        callback.on_training_start(training_context(carry), key=start_key),
-        is_leaf=lambda x: x is None,
+        stop_reason=jnp.where(
+            finished, StopReason.COMPLETED, StopReason.RUNNING
+        ).astype(jnp.int32),
+    )
+
+
+@eqx.filter_jit
+def run_loop(
+    algorithm: AbstractAlgorithm,
+    env: AbstractEnv,
+    policy: AbstractPolicy,
+    callback: AbstractCallback,
+    total_timesteps: Int[Array, ""],
+    key: Key[Array, ""],
+    *,
+    poll_every: int,
+    stop_on_divergence: bool = True,
+    initial: LoopCarry | None = None,
+    member: Int[Array, ""] | int = 0,
+) -> LoopResult:
+    """Train `policy` for `total_timesteps // steps_per_iteration` iterations.
+
+    `poll_every`: iterations between two polls for Ctrl-C. With
+    `stop_on_divergence`, an update that makes the policy non-finite is
+    discarded and training stops with `StopReason.DIVERGED`. `initial`: the
+    arrays of a saved carry to continue from (see `start_loop`). `member` is
+    this run's index when `learn` trains many (see `lerax.algorithm._members`).
+
+    Iteration contexts and the final training context hold the loop's carry
+    as `locals["carry"]` (at the start of the iteration; at the end), which
+    is what a checkpoint saves.
+    """
+    return loop(
+        algorithm,
+        env,
+        policy,
+        callback,
+        total_timesteps,
+        key,
+        poll_every=poll_every,
+        stop_on_divergence=stop_on_divergence,
+        initial=initial,
+        member=member,
+    )
+
+
+def loop(
+    algorithm: AbstractAlgorithm,
+    env: AbstractEnv,
+    policy: AbstractPolicy,
+    callback: AbstractCallback,
+    total_timesteps: Int[Array, ""],
+    key: Key[Array, ""],
+    *,
+    poll_every: int,
+    stop_on_divergence: bool = True,
+    initial: LoopCarry | None = None,
+    member: Int[Array, ""] | int = 0,
+) -> LoopResult:
+    """`run_loop` unjitted, for `learn`'s many-member program to `vmap`."""
+    member = jnp.asarray(member, jnp.int32)
+    steps = algorithm.steps_per_iteration
+    num_iterations = total_timesteps // steps
+    end_key = jax.random.split(loop_key(key), 5)[4]
+    run_key = key  # `key` is rebound per iteration below
+    shared: dict[str, Any] = dict(
+        env=env, locals={"algorithm": algorithm, "key": run_key}
+    )
+    carry = start_loop(
+        algorithm, env, policy, callback, total_timesteps, key, initial, member
     )
 
     def iteration(carry: LoopCarry) -> LoopCarry:
         key, reset_key, rollout_key, update_key, hook_key, stop_key = jax.random.split(
             carry.key, 6
         )
-        hook_fields: dict[str, Any] = dict(
+        hook_fields = dict(
             algorithm_state=carry.algorithm_state,
             training_log=carry.training_log,
             **shared,
@@ -261,7 +345,9 @@ def loop(
             iteration=done,
             timestep=done * steps,
             member=member,
-            **shared,
+            reported=carry.reported,
+            env=env,
+            locals={"algorithm": algorithm, "carry": carry, "key": run_key},
         )
         callback_state = callback.on_iteration(iteration_ctx, key=hook_key)
         keep_going = callback.continue_training(
@@ -288,6 +374,7 @@ def loop(
             env=env_carry,
             callback_state=callback_state,
             training_log=training_log,
+            reported=_reported(callback, callback_state),
             iteration=done,
             stop_reason=stop_reason,
             diverged_at=diverged_at,
@@ -320,5 +407,15 @@ def loop(
 
     dynamic = jax.lax.while_loop(any_running, body, dynamic)
     carry = eqx.combine(dynamic, static)
-    callback.on_training_end(training_context(carry), key=end_key)
+    callback.on_training_end(
+        _training_context(
+            algorithm,
+            env,
+            total_timesteps,
+            carry,
+            {"algorithm": algorithm, "carry": carry, "key": run_key},
+            member,
+        ),
+        key=end_key,
+    )
     return LoopResult(carry.policy, carry.stop_reason, carry.diverged_at)

@@ -15,6 +15,11 @@ from lerax.callback._callback import (
     EmptyCallback,
 )
 from lerax.callback.callback_list import CallbackList
+from lerax.callback.checkpoint import (
+    CheckpointCallback,
+    CheckpointError,
+    has_checkpoint,
+)
 from lerax.callback.context import (
     AbstractContext,
     IterationContext,
@@ -23,6 +28,7 @@ from lerax.callback.context import (
     StopReason,
     TrainingContext,
 )
+from lerax.callback.evaluation import EvalCallback, EvalState
 from lerax.callback.resolve import make, resolve_callback
 from lerax.plugin.hookspecs import AbstractLoggingBackend
 
@@ -35,13 +41,18 @@ __all__ = [
     "AbstractLoggingBackend",
     "AbstractStatelessCallback",
     "CallbackList",
+    "CheckpointCallback",
+    "CheckpointError",
     "EmptyCallback",
+    "EvalCallback",
+    "EvalState",
     "IterationContext",
     "LoggingCallback",
     "ResetContext",
     "StepContext",
     "StopReason",
     "TrainingContext",
+    "has_checkpoint",
     "host",
     "make",
     "resolve_callback",

@@ -4,7 +4,7 @@ from abc import abstractmethod
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Key, PyTree
+from jaxtyping import Array, Bool, Float, Key, PyTree
 
 from lerax.callback.context import (
     IterationContext,
@@ -59,6 +59,19 @@ class AbstractCallback(eqx.Module):
     ) -> Bool[Array, ""]:
         """After `on_iteration`: `False` stops training at this iteration."""
         return jnp.asarray(True)
+
+    def metrics(self, state: PyTree) -> dict[str, Float[Array, ""]]:
+        """Scalars this callback reports to logging backends, read from its state.
+
+        Called by the loop after `continue_training`, every iteration, with the
+        state `on_iteration` returned; the names must not change between calls.
+        The values travel with the same iteration's training metrics in the
+        one host call per iteration that
+        [`LoggingCallback`][lerax.logging.LoggingCallback] makes, and a NaN
+        value is left out of that row: report NaN on iterations where there is
+        nothing to report (e.g. no evaluation ran). None by default.
+        """
+        return {}
 
 
 class AbstractStatelessCallback(AbstractCallback):

@@ -4,7 +4,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Key, PyTree
+from jaxtyping import Array, Bool, Float, Key, PyTree
 
 from lerax.callback._callback import AbstractCallback
 from lerax.callback.context import (
@@ -78,3 +78,17 @@ class CallbackList(AbstractCallback):
     ) -> Bool[Array, ""]:
         decisions = self._each("continue_training", ctx, key)
         return jnp.all(jnp.stack([jnp.asarray(True), *decisions]))
+
+    def metrics(self, state: tuple[PyTree, ...]) -> dict[str, Float[Array, ""]]:
+        """Every member's reported metrics; two members may not report one name."""
+        merged: dict[str, Float[Array, ""]] = {}
+        for callback, own in zip(self.callbacks, state, strict=True):
+            for name, value in callback.metrics(own).items():
+                if name in merged:
+                    raise ValueError(
+                        f"two callbacks report the metric {name!r} "
+                        f"({type(callback).__name__} is the second); give each "
+                        f"its own names."
+                    )
+                merged[name] = value
+        return merged

@@ -100,7 +100,11 @@ class IterationContext(AbstractContext):
     environment). `iteration` counts finished iterations; `timestep` counts
     environment steps. In `continue_training`, `state` is what `on_iteration`
     just returned. `member` is which run this is when `learn` trains many at
-    once (see [`lerax.members`][]), `0` for a single run.
+    once (see [`lerax.members`][]), `0` for a single run. `reported` holds what
+    every callback's `metrics` reported at the end of the previous iteration
+    (NaN before the first), which is how
+    [`LoggingCallback`][lerax.logging.LoggingCallback] sends them with that
+    iteration's row.
     """
 
     env: AbstractEnv
@@ -113,6 +117,7 @@ class IterationContext(AbstractContext):
     iteration: Int[Array, ""]
     timestep: Int[Array, ""]
     member: Int[Array, ""]
+    reported: dict[str, Float[Array, ""]] = eqx.field(default_factory=dict)
 
 
 class TrainingContext(AbstractContext):
@@ -122,6 +127,8 @@ class TrainingContext(AbstractContext):
     `stop_reason` is a [`StopReason`][lerax.callback.StopReason] code:
     `RUNNING` at the start, why training ended at the end. `member` is which
     run this is when `learn` trains many at once, `0` for a single run.
+    `reported`: the callbacks' `metrics` after the last iteration (see
+    `IterationContext`).
     """
 
     env: AbstractEnv
@@ -136,3 +143,4 @@ class TrainingContext(AbstractContext):
     total_timesteps: Int[Array, ""]
     stop_reason: Int[Array, ""]
     member: Int[Array, ""]
+    reported: dict[str, Float[Array, ""]] = eqx.field(default_factory=dict)

@@ -111,6 +111,9 @@ class LoggingCallback(AbstractCallback):
       `train/learning_rate`, ...);
     - `time/iteration` and, from the host clock, `time/steps_per_second`
       (since the previous row sent, or for the first since training started).
+    - whatever other callbacks report through their `metrics` hook (such as
+      an [`EvalCallback`][lerax.callback.EvalCallback]'s `eval/return_mean`),
+      in the same row, and only in rows where the value is not NaN.
 
     At training start every backend gets a run name (`name`, or algorithm, env,
     time and a unique suffix) and the hyper-parameters of the algorithm, the env
@@ -265,7 +268,7 @@ class LoggingCallback(AbstractCallback):
         # The previous iteration's metrics go to the host first: they depend only
         # on the carried state, so XLA runs this call alongside the rollout
         # instead of at the end of the iteration, where it would hold up the loop.
-        self._send_pending(ctx.state, ctx.training_log, ctx.member)
+        self._send_pending(ctx.state, ctx.training_log, ctx.reported, ctx.member)
         totals = jax.tree.map(jnp.sum, ctx.step_state)
         finished = totals.count > 0
         mean_return = totals.returns / totals.count  # NaN when no episode finished
@@ -317,15 +320,23 @@ class LoggingCallback(AbstractCallback):
         self,
         state: LoggingState,
         training_log: dict,
+        reported: dict[str, Float[Array, ""]],
         member: Int[Array, ""],
         *,
         last: bool = False,
     ) -> Int[Array, ""]:
-        """Send the metrics of the last finished iteration; the host skips them if
-        no iteration has finished yet. That flag travels with them rather than as
-        a `lax.cond` around the call, which under `vmap` would run both branches.
-        Returns the call's token.
+        """Send the metrics of the last finished iteration, with what the
+        callbacks' `metrics` reported for it (`reported`, NaN ones left out on
+        the host); the host skips them if no iteration has finished yet. That
+        flag travels with them rather than as a `lax.cond` around the call,
+        which under `vmap` would run both branches. Returns the call's token.
         """
+        extra = tuple(sorted(reported))
+        values = state.pending
+        if extra:
+            values = jnp.concatenate(
+                [values, jnp.stack([reported[name] for name in extra])]
+            )
         has_values = state.pending_step > 0
         summary, summary_step, running = state.pending_summary, state.pending_step, 0
         if members.axes():
@@ -343,14 +354,15 @@ class LoggingCallback(AbstractCallback):
             self.handle,
             member,
             state.pending_step,
-            state.pending,
+            values,
             has_values,
             summary,
             jnp.asarray(summary_step, jnp.int32),
             jnp.asarray(running, jnp.int32),
             after=state.token,
             batched=True,
-            names=_metric_names(training_log),
+            names=_metric_names(training_log) + extra,
+            optional=extra,
             last=last,
         )
 
@@ -358,7 +370,7 @@ class LoggingCallback(AbstractCallback):
         self, ctx: TrainingContext, *, key: Key[Array, ""]
     ) -> LoggingState:
         after_last = self._send_pending(
-            ctx.state, ctx.training_log, ctx.member, last=True
+            ctx.state, ctx.training_log, ctx.reported, ctx.member, last=True
         )
         host.call(
             "end",

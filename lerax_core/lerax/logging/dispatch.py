@@ -156,6 +156,18 @@ class BackendDispatcher:
             if member is None or worker.takes_members:
                 worker.put((hook, kwargs))
 
+    def submit_each(self, hook: str, kwargs: dict[str, dict[str, Any]]) -> None:
+        """Queue a call of `hook` on each backend with its own arguments,
+        `kwargs[name]` by the backend's name in `names`."""
+        with self._lock:
+            if self._workers is None:
+                self._workers = [
+                    _Worker(self, b, self.names[id(b)], self._maxsize)
+                    for b in self.backends
+                ]
+        for worker in self._workers:
+            worker.put((hook, kwargs[worker.name]))
+
     def call_one(
         self, backend: AbstractLoggingBackend, name: str, hook: str, kwargs: dict
     ) -> None:

@@ -5,6 +5,7 @@ it carries (length 1 for a single run; for many members, those of one device).
 """
 
 import itertools
+import math
 import os
 import threading
 import time
@@ -60,7 +61,20 @@ class HostLogger:
         self._started = False
         # Devices' crossings may arrive on several threads at once.
         self._lock = threading.RLock()
+        self.run_name: str | None = None
+        """The name of the current (or last) run (a group's, for many members)."""
+        self.resume: dict[str, Any] | None = None
+        """Set by `learn(..., resume_from=...)`: the saved run's name, step and ids."""
         self.handle = host.register(self)
+
+    def run_ids(self) -> dict[str, str]:
+        """Each backend's `resume_id()` that is not `None`, by backend name."""
+        ids = {}
+        for backend in self.dispatcher.backends:
+            run_id = backend.resume_id()
+            if run_id is not None:
+                ids[self.dispatcher.names[id(backend)]] = run_id
+        return ids
 
     def _run_name(self, algorithm: str, env: str) -> str:
         if self.name is not None:
@@ -91,6 +105,18 @@ class HostLogger:
                 self._started = True
                 self._many, self._members = many, int(count[0])
                 self.group = self._run_name(algorithm, env)
+                if self.resume is not None:  # a single run: `learn` refuses many
+                    self.group = self.name or self.resume["run_name"] or self.group
+                    ids = self.resume["run_ids"]
+                    self.dispatcher.submit_each(
+                        "lerax_on_resume",
+                        {
+                            name: {"step": int(step[0]), "run_id": ids.get(name)}
+                            for name in self.dispatcher.names.values()
+                        },
+                    )
+                    self.resume = None  # once: a later run through this logger is new
+                self.run_name = self.group
             shared = {
                 **hyperparameters,
                 "run/total_timesteps": int(total_timesteps[0]),
@@ -171,11 +197,15 @@ class HostLogger:
         *,
         running: np.ndarray,
         names: tuple[str, ...],
+        optional: tuple[str, ...] = (),
         last: bool = False,
     ) -> None:
         with self._lock:
             for i in np.flatnonzero(running & has_values):
                 metrics = dict(zip(names, values[i].tolist(), strict=True))
+                for name in optional:  # from callbacks: NaN means nothing this time
+                    if math.isnan(metrics[name]):
+                        del metrics[name]
                 if self._many:  # new runs: no old names to keep working
                     for old in DEPRECATED_METRICS:
                         metrics.pop(old, None)
@@ -190,8 +220,9 @@ class HostLogger:
                     member=who,
                 )
             if self._many and 0 in member and summarised[0] > 0:
+                own = names[: summary.shape[-1]]  # callbacks' metrics: members' rows
                 self._aggregate(
-                    int(summary_step[0]), summary[0], int(summarised[0]), names, last
+                    int(summary_step[0]), summary[0], int(summarised[0]), own, last
                 )
 
     def _aggregate(

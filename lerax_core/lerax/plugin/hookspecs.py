@@ -4,7 +4,7 @@ A plugin is a module (or object) listed under the entry-point group `lerax` whos
 functions are named after these hooks and marked with [`hookimpl`][lerax.hookimpl].
 Registration hooks run once, when plugins are first needed.
 
-The four logging hooks are the methods of
+The logging hooks are the methods of
 [`AbstractLoggingBackend`][lerax.logging.AbstractLoggingBackend], defined below:
 they run on the host once per training iteration, never per environment step.
 """
@@ -137,6 +137,27 @@ class AbstractLoggingBackend(ABC):
     @abstractmethod
     def lerax_close(self) -> None:
         """Flush and release everything. Must be idempotent."""
+
+    @hookspec
+    def lerax_on_resume(self, step: int, run_id: str | None) -> None:
+        """The next run continues one saved in a checkpoint, from environment step `step`.
+
+        Called just before `lerax_on_training_start` of a run resumed with
+        `learn(..., resume_from=...)`, whose run name is the saved run's.
+        Rows from `step` on supersede those the interrupted run logged
+        there (TensorBoard purges them). `run_id` is what `resume_id()`
+        returned when the checkpoint was written (a W&B run id), or `None`.
+        Optional: does nothing by default.
+        """
+        return None
+
+    def resume_id(self) -> str | None:
+        """An id under which the tracker can continue the current run later.
+
+        Saved in checkpoints and handed back to `lerax_on_resume` (W&B: the run
+        id). Read from another thread while training runs. `None` by default.
+        """
+        return None
 
 
 LOGGING_HOOKS = frozenset(

@@ -37,12 +37,20 @@ FIRST_PARTY = {
     "tensorboard": "lerax-tensorboard",
     "wandb": "lerax-wandb",
     "progress": "lerax-progress",
+    "eval": "lerax",
+    "checkpoint": "lerax",
 }
 """Names provided by Lerax's own plugins, and the distribution to install for each.
+
+`eval` and `checkpoint` come with the core distribution itself
+(`lerax.plugin.builtin`), which the selection variables never disable.
 
 These names belong to these distributions: any other plugin that declares one
 (as its entry point or as a registered name) is refused and listed as broken.
 """
+
+CORE = "lerax"
+"""The core distribution, whose entry point provides `eval` and `checkpoint`."""
 
 FIRST_PARTY_EXPORTS = {
     "ConsoleBackend": "console",
@@ -263,6 +271,8 @@ class PluginRegistry:
                         f"{info.distribution} or ask its author to rename it."
                     )
                 )
+            elif normalise(info.distribution) == CORE:
+                pass  # the core's own names are always available
             elif disabled is not None and info.name in disabled:
                 info.status = "disabled"
                 info.reason = f"disabled by {DISABLE_VARIABLE}"
@@ -588,7 +598,12 @@ def _unknown_message(name: str, installed: list[str]) -> str:
         if suggestion is not None:
             message += f" Did you mean {suggestion!r}?"
     message += f" Installed: {', '.join(installed) if installed else 'none'}."
-    if suggestion in missing:
+    if suggestion in missing and FIRST_PARTY[suggestion] == CORE:
+        message += (
+            f" {suggestion!r} comes with Lerax itself, whose entry point is not "
+            f"installed: reinstall lerax (from a checkout: pip install -e .)."
+        )
+    elif suggestion in missing:
         dist = FIRST_PARTY[suggestion]
         message += (
             f" {suggestion!r} is provided by {dist}, which is not installed: "

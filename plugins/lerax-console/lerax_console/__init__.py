@@ -180,6 +180,8 @@ class ConsoleBackend(AbstractLoggingBackend):
         self._step = 0
         self._iterations = 0
         self._started_at = 0.0
+        self._resumed_at = 0  # the step the next (resumed) run starts from
+        self._origin = 0  # the step the current run started from
         self._metrics: dict[str, float] = {}
         self._timed = [0, 0.0]  # steps and seconds measured by the training loop
         self._members = 1  # runs trained together (a group's aggregate run)
@@ -199,7 +201,8 @@ class ConsoleBackend(AbstractLoggingBackend):
         self._running = True
         self._run_name = run_name
         self._total = total
-        self._step = 0
+        self._step = self._origin = self._resumed_at
+        self._resumed_at = 0
         self._iterations = 0
         self._metrics = {}
         self._timed = [0, 0.0]
@@ -207,6 +210,10 @@ class ConsoleBackend(AbstractLoggingBackend):
         self._started_at = time.perf_counter()
         self._start_display()
         self._started_at = time.perf_counter()  # after rich's first import
+
+    def lerax_on_resume(self, step: int, run_id: str | None) -> None:
+        """The next run continues from `step`: progress and speed count from there."""
+        self._resumed_at = int(step)
 
     def lerax_on_iteration(self, step: int, metrics: Mapping[str, float]) -> None:
         if not self._running:  # an iteration without a start: show it anyway
@@ -283,7 +290,8 @@ class ConsoleBackend(AbstractLoggingBackend):
         if steps > 0 and seconds > 0:
             return steps / seconds
         elapsed = time.perf_counter() - self._started_at
-        return self._step / elapsed if elapsed > 0 and self._step else math.nan
+        steps = self._step - self._origin  # a resumed run's own steps
+        return steps / elapsed if elapsed > 0 and steps else math.nan
 
     def _speed_text(self) -> str:
         """The run's average speed, labelled `avg` to tell it from the table's

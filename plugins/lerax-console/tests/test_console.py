@@ -473,3 +473,18 @@ def test_live_display_in_a_pseudo_terminal_and_svg(tmp_path):
     picture = svg.read_text()
     assert picture.startswith("<svg") and len(picture.encode()) < 100_000
     assert "policy_loss" in picture and "100%" in picture
+
+
+def test_a_resumed_run_shows_its_true_progress_and_speed():
+    backend = ConsoleBackend(console=terminal())
+    backend.lerax_on_resume(300, None)
+    backend.lerax_on_training_start("run-R", {TOTAL_TIMESTEPS_KEY: 400})
+    time.sleep(0.2)
+    backend.lerax_on_iteration(300, {"episode/return": 1.0})  # no speed measured yet
+    picture = terminal()
+    picture.print(backend)
+    backend.lerax_close()
+    shown = picture.export_text()
+    assert "75%" in shown and "300/400 steps" in shown
+    # no steps of its own yet: no average speed, not 300 steps in 0.2 s
+    assert "avg - steps/s" in shown

@@ -173,6 +173,18 @@ class _RunFile:
         event = Event(wall_time=time.time(), step=int(step), summary=summary)
         self.writer.write_event(event)
 
+    def purge(self, step: int) -> None:
+        """Make TensorBoard discard what earlier files of this directory hold
+        from `step` on: the rows a crashed run wrote after its checkpoint."""
+        from tensorboardX.proto.event_pb2 import Event, SessionLog  # pyright: ignore[reportAttributeAccessIssue]  # protobuf code, no stubs
+
+        assert self.writer is not None
+        start = SessionLog(status=SessionLog.START)
+        self.writer.write_event(
+            Event(wall_time=time.time(), step=step, session_log=start)
+        )
+        self.step = step
+
     def flush(self) -> None:
         assert self.writer is not None
         self.writer.flush()
@@ -261,6 +273,7 @@ class TensorBoardBackend(AbstractLoggingBackend):
         """The directory of the current (or last) run, or of the group of many
         members' runs; `None` before a default run."""
         self._runs: dict[int | None, _RunFile] = {}
+        self._purge_step: int | None = None
         self._lock = threading.Lock()
 
     def lerax_on_training_start(
@@ -281,7 +294,10 @@ class TensorBoardBackend(AbstractLoggingBackend):
                 self.log_dir = base
                 leaf = "aggregate" if member is None else run_name.rpartition("/")[2]
                 directory = base / directory_name(leaf)
-            self._runs[member] = _RunFile(directory, hyperparameters)
+            run = self._runs[member] = _RunFile(directory, hyperparameters)
+            if self._purge_step is not None and group is None:
+                run.purge(self._purge_step)  # a resumed run, in its old directory
+                self._purge_step = None
 
     def _run_directory(self, run_name: str) -> Path:
         """`runs/<run name>`, made safe, and never outside the runs root."""
@@ -328,6 +344,12 @@ class TensorBoardBackend(AbstractLoggingBackend):
             run = self._runs.get(member)
             if run is not None and run.writer is not None:
                 run.end(step, reason)
+
+    def lerax_on_resume(self, step: int, run_id: str | None) -> None:
+        """The next run continues a checkpointed one: in the same directory (the
+        run name is the saved one), superseding its rows from `step` on."""
+        with self._lock:
+            self._purge_step = int(step)
 
     def lerax_close(self) -> None:
         with self._lock:

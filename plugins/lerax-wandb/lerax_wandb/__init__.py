@@ -129,6 +129,15 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:200]}" if text else type(error).__name__
 
 
+def _new_run_id() -> str:
+    """A fresh W&B run id, as wandb makes them (8 lowercase letters and digits)."""
+    import secrets
+    import string
+
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
 def _finish_at_exit(backend: weakref.ref[WandbBackend]) -> None:
     alive = backend()
     if alive is not None:
@@ -243,6 +252,8 @@ class WandbBackend(AbstractLoggingBackend):
         self.init_options = dict(init_options)
         self._runs: dict[int | None, wandb.Run] = {}
         self._ended: dict[int | None, bool] = {}
+        self._next_id: str = _new_run_id()
+        self._resuming = False
         self._lock = threading.Lock()
         if mode != "disabled":
             # Exit handlers run last-registered first. Starting wandb's service
@@ -350,6 +361,13 @@ class WandbBackend(AbstractLoggingBackend):
                     run_name = f"{group}/aggregate"
             options.setdefault("name", run_name)
             options.setdefault("reinit", "create_new")
+            if group is None:
+                # The id is chosen before the run starts, so that checkpoints
+                # written before wandb.init returns can name it (`resume_id`).
+                options.setdefault("id", self._next_id)
+                if self._resuming:  # continue the checkpointed run
+                    options.setdefault("resume", "allow")
+                    self._resuming = False
             if options.get("dir") is None:
                 # wandb reads WANDB_DIR and the working directory once per
                 # process; read them now, as the docs promise.
@@ -413,6 +431,23 @@ class WandbBackend(AbstractLoggingBackend):
         with self._lock:
             if member in self._runs:  # W&B shows all but interrupted runs finished
                 self._ended[member] = reason != "interrupted"
+            if member is None:
+                self._next_id = _new_run_id()  # for the next training
+
+    def lerax_on_resume(self, step: int, run_id: str | None) -> None:
+        """The next run continues a checkpointed one: the W&B run `run_id`
+        (`resume="allow"`); W&B ignores rows at steps it already has."""
+        if run_id is not None:
+            with self._lock:
+                self._next_id, self._resuming = run_id, True
+
+    def resume_id(self) -> str | None:
+        """The W&B id of the current run (or of the one about to start), saved
+        in checkpoints to resume it."""
+        run = self._runs.get(None)
+        if run is not None and not self._ended.get(None, False):
+            return str(run.id)
+        return str(self.init_options.get("id") or self._next_id)
 
     def lerax_close(self) -> None:
         with self._lock:

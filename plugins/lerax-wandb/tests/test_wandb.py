@@ -673,3 +673,41 @@ def test_sigterm_twice_finishes_the_wandb_run_and_the_tensorboard_session(tmp_pa
     assert [e.step for e in events.Scalars("episode/count")] == steps
     assert "_hparams_/session_end_info" in events.PluginTagToContent("hparams")
     assert slow.read_text().split() == [str(step) for step in steps]
+
+
+def test_a_resumed_run_continues_the_wandb_run_by_id(tmp_path, monkeypatch):
+    import shutil
+
+    from lerax.callback import CheckpointCallback
+
+    monkeypatch.chdir(tmp_path)
+    checkpoints = tmp_path / "checkpoints"
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    algo = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1)
+    steps = algo.steps_per_iteration
+
+    def learn(resume_from=None):
+        algo.learn(
+            env,
+            policy,
+            6 * steps,
+            key=jax.random.key(1),
+            callback=[
+                WandbBackend(quiet=True, dir=str(tmp_path)),
+                CheckpointCallback(checkpoints, every=3, keep=None),
+            ],
+            resume_from=resume_from,
+        )
+
+    learn()
+    shutil.rmtree(checkpoints / "6")  # the crash: the latest checkpoint is at 3
+    learn(resume_from=checkpoints)
+    first, resumed = offline_runs(tmp_path)
+    run_id = first.name.rpartition("-")[2]
+    assert resumed.name.endswith(f"-{run_id}"), "the resumed run has the same id"
+    original, continued = read_run(first), read_run(resumed)
+    assert continued.name == original.name
+    logged = [step for step, _ in continued.history]
+    assert logged == [i * steps for i in range(3, 7)]  # from the checkpoint on
+    assert len(set(logged)) == len(logged)

@@ -1,0 +1,521 @@
+"""Save the full training state with orbax-checkpoint, to resume a run after a crash."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import os
+import queue
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int, Key, PyTree
+
+from lerax import host
+from lerax._hyperparameters import hyperparameters
+from lerax.callback._callback import AbstractCallback
+from lerax.callback.context import IterationContext, ResetContext, TrainingContext
+
+FORMAT = 1
+"""The version of the checkpoint layout, stored in its metadata."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory cannot be resumed from by this `learn` call."""
+
+
+class CheckpointState(eqx.Module):
+    """The host-call token, and the latest value of the `best_by` metric (NaN: none yet)."""
+
+    token: Int[Array, ""]
+    metric: Float[Array, ""]
+
+
+def run_hyperparameters(algorithm: Any, env: Any, policy: Any) -> dict[str, Any]:
+    """What a checkpoint records of the run's setup, and a resume must match."""
+    return {
+        f"{prefix}/{name}": value
+        for prefix, part in (("algorithm", algorithm), ("env", env), ("policy", policy))
+        for name, value in hyperparameters(part).items()
+    }
+
+
+def _storable(leaf: Array) -> Array:
+    """PRNG keys are saved as their raw data."""
+    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(leaf)
+    return leaf
+
+
+def _arrays(carry: Any) -> list[Array]:
+    return [_storable(x) for x in jax.tree.leaves(eqx.filter(carry, eqx.is_array))]
+
+
+def _layout(leaves: list[Any]) -> list[list[Any]]:
+    return [[list(np.shape(x)), str(np.dtype(x.dtype))] for x in leaves]
+
+
+def _pack(leaves: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """The leaves as one flat array per dtype: orbax's cost is per array written."""
+    groups: dict[str, list[np.ndarray]] = {}
+    for leaf in leaves:
+        groups.setdefault(str(leaf.dtype), []).append(np.ravel(leaf))
+    return {dtype: np.concatenate(parts) for dtype, parts in groups.items()}
+
+
+def _packed_shapes(layout: list[list[Any]]) -> dict[str, jax.ShapeDtypeStruct]:
+    sizes: dict[str, int] = {}
+    for shape, dtype in layout:
+        sizes[dtype] = sizes.get(dtype, 0) + math.prod(shape)
+    return {d: jax.ShapeDtypeStruct((n,), np.dtype(d)) for d, n in sizes.items()}
+
+
+def _unpack(packed: dict[str, Any], layout: list[list[Any]]) -> list[np.ndarray]:
+    offsets = dict.fromkeys(packed, 0)
+    leaves = []
+    for shape, dtype in layout:
+        size, start = math.prod(shape), offsets[dtype]
+        flat = np.asarray(packed[dtype])
+        leaves.append(flat[start : start + size].reshape(shape))
+        offsets[dtype] = start + size
+    return leaves
+
+
+def _check_writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise OSError(
+            error.errno,
+            f"CheckpointCallback cannot write checkpoints to {str(directory)!r}: "
+            f"{error.strerror or error}. Pass a writable directory.",
+        ) from None
+
+
+def _manager(directory: Path, keep: int | None, best: bool = False) -> Any:
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep,
+        enable_async_checkpointing=False,  # already off the training thread
+        cleanup_tmp_directories=True,  # what a crash mid-write left behind
+        best_fn=(lambda metrics: metrics["metric"]) if best else None,
+        best_mode="max",
+    )
+    return ocp.CheckpointManager(
+        directory, options=options, item_names=("state", "meta")
+    )
+
+
+class Checkpointer:
+    """The host side: takes a copy of the carry and writes it on a thread of its own.
+
+    The training thread only hands over the arrays (already copied out by the
+    host call); a writer thread saves them in order. Up to `QUEUE` checkpoints
+    may wait to be written: only if the disk is slower than that does training
+    wait for it. Orbax writes each checkpoint into a temporary directory and
+    renames it when complete, so a crash at any moment leaves the previous
+    checkpoints intact.
+    """
+
+    QUEUE = 2
+
+    def __init__(self, directory: Path, keep: int | None, best_by: str | None):
+        self.directory = directory
+        self.keep = keep
+        self.best_by = best_by
+        self.loggers: list[Any] = []  # HostLoggers of the same run, for names and ids
+        self.metadata: dict[str, Any] = {}
+        self.error: BaseException | None = None
+        self.written: list[int] = []
+        """The iterations written, in order."""
+        self._queue: queue.Queue = queue.Queue(self.QUEUE)
+        self._thread: threading.Thread | None = None
+        # Imported here, on the caller's thread: importing orbax first on the
+        # writer thread, beside other threads compiling code, can break
+        # Python 3.11's parser ("AST constructor recursion depth mismatch").
+        import orbax.checkpoint  # noqa: F401
+
+        self._managers: tuple[Any, Any] | None = self._open()
+        atexit.register(self.close)
+
+    def _open(self) -> tuple[Any, Any]:
+        best = self.directory / "best" if self.best_by else None
+        return (
+            _manager(self.directory, self.keep),
+            _manager(best, 1, best=True) if best else None,
+        )
+
+    def start(self, total_timesteps: Any, **metadata: Any) -> None:
+        self.metadata = {
+            "format": FORMAT,
+            "total_timesteps": int(total_timesteps),
+            **metadata,
+        }
+
+    def save(self, iteration: Any, metric: Any, *leaves: np.ndarray) -> None:
+        self._submit(int(iteration), list(leaves), float(metric))
+
+    def end(self, iteration: Any, metric: Any, *leaves: np.ndarray) -> None:
+        self._submit(int(iteration), list(leaves), float(metric))
+        self.wait()
+
+    def _submit(self, step: int, leaves: list, metric: float) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="lerax-checkpoint", daemon=True
+            )
+            self._thread.start()
+        self._queue.put((step, leaves, metric))
+
+    def wait(self) -> None:
+        """Until every handed-over checkpoint is written; report a failure."""
+        self._queue.join()
+        if self.error is not None:
+            from lerax.logging.dispatch import report
+
+            report(
+                f"writing a checkpoint to {str(self.directory)!r} failed: "
+                f"{type(self.error).__name__}: {self.error}. Training was not "
+                f"affected; earlier checkpoints are intact."
+            )
+            self.error = None
+
+    def _run(self) -> None:
+        while True:
+            step, leaves, metric = self._queue.get()
+            try:
+                self._write(step, leaves, metric)
+            except BaseException as error:  # reported, training goes on
+                self.error = error
+            finally:
+                self._queue.task_done()
+
+    def _write(self, step: int, leaves: list[np.ndarray], metric: float) -> None:
+        import orbax.checkpoint as ocp
+
+        meta = {
+            **self.metadata,
+            "iteration": step,
+            "layout": _layout(leaves),
+            "run_name": next((lg.run_name for lg in self.loggers if lg.run_name), None),
+            "run_ids": {
+                name: run_id
+                for logger in self.loggers
+                for name, run_id in logger.run_ids().items()
+            },
+        }
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(_pack(leaves)),
+            meta=ocp.args.JsonSave(meta),
+        )
+        if self._managers is None:  # closed, and used again
+            self._managers = self._open()
+        latest, best = self._managers
+        if step not in latest.all_steps():  # a resumed run's first save repeats
+            latest.save(step, args=args)
+            latest.wait_until_finished()
+        if best is not None and not math.isnan(metric) and step not in best.all_steps():
+            best.save(step, args=args, metrics={"metric": metric})
+            best.wait_until_finished()
+        self.written.append(step)
+
+    def close(self) -> None:
+        """Write what is pending and release orbax. Idempotent."""
+        if self._thread is not None:
+            self.wait()
+        if self._managers is not None:
+            for manager in self._managers:
+                if manager is not None:
+                    manager.close()
+            self._managers = None
+        atexit.unregister(self.close)
+
+
+class CheckpointCallback(AbstractCallback):
+    """Every `every` iterations, and when training ends, save the full training state.
+
+    The state is the loop's whole carry: the policy, the algorithm's state
+    (optimizer state, replay buffer, ...), the parallel environments, every
+    callback's state, the counters and PRNG keys; with it, as metadata, the
+    algorithm's, env's and policy's hyper-parameters, the run name and the
+    trackers' run ids of the logging backends of the same `learn` call.
+    `learn(..., resume_from=directory)` continues from the latest.
+
+    Checkpoints are written by orbax-checkpoint into `directory/<iteration>`,
+    atomically (a crash mid-write leaves the earlier ones intact), on a thread
+    of their own: the training thread only copies the arrays out. The last
+    `keep` are kept (`None`: all). With `best_by`, the name of a reported
+    metric such as `"eval/return_mean"` (see
+    [`EvalCallback`][lerax.callback.EvalCallback]), the checkpoint with the
+    best latest value of it is also kept in `directory/best`.
+
+    An unwritable `directory` fails here; a checkpoint that fails to write
+    later is reported as a warning and training goes on.
+    """
+
+    every: Int[Array, ""]
+    handle: Int[Array, ""]
+    best_by: str | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] = "checkpoints",
+        *,
+        every: int = 32,
+        keep: int | None = 3,
+        best_by: str | None = None,
+    ):
+        if not isinstance(directory, str | os.PathLike):
+            raise TypeError(f"directory must be a path, got {directory!r}.")
+        for name, value in (("every", every), ("keep", keep)):
+            if value is None and name == "keep":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {value!r}.")
+            if value <= 0:
+                raise ValueError(
+                    f"{name} must be >= 1, got {value}"
+                    + (
+                        " (iterations between two checkpoints)."
+                        if name == "every"
+                        else " (checkpoints to keep; None keeps all)."
+                    )
+                )
+        if best_by is not None and not isinstance(best_by, str):
+            raise TypeError(f"best_by must be a metric name or None, got {best_by!r}.")
+        path = Path(directory).absolute()
+        _check_writable(path)
+        self.every = jnp.asarray(every, jnp.int32)
+        self.best_by = best_by
+        self.handle = host.register(Checkpointer(path, keep, best_by))
+
+    @property
+    def checkpointer(self) -> Checkpointer:
+        """The host side (its `directory`, the iterations `written`)."""
+        return host.lookup(self.handle)
+
+    @property
+    def directory(self) -> Path:
+        """Where the checkpoints are written."""
+        return self.checkpointer.directory
+
+    def reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> CheckpointState:
+        return CheckpointState(host.new_token(), jnp.asarray(jnp.nan, jnp.float32))
+
+    def step_reset(self, ctx: ResetContext, *, key: Key[Array, ""]) -> None:
+        return None
+
+    def _metric(self, ctx: Any) -> Float[Array, ""]:
+        state: CheckpointState = ctx.state
+        if self.best_by is None:
+            return state.metric
+        if self.best_by not in ctx.reported:
+            raise ValueError(
+                f"CheckpointCallback(best_by={self.best_by!r}): no callback "
+                f"reports that metric; reported: {sorted(ctx.reported) or 'none'} "
+                f"(add an EvalCallback for 'eval/return_mean')."
+            )
+        value = ctx.reported[self.best_by]
+        return jnp.where(jnp.isnan(value), state.metric, value)
+
+    def on_training_start(
+        self, ctx: TrainingContext, *, key: Key[Array, ""]
+    ) -> CheckpointState:
+        settings = run_hyperparameters(ctx.algorithm, ctx.env, ctx.policy)
+        token = host.call(
+            "start",
+            self.handle,
+            ctx.total_timesteps,
+            after=ctx.state.token,
+            hyperparameters=settings,
+        )
+        return eqx.tree_at(lambda s: s.token, ctx.state, token)
+
+    def on_iteration(
+        self, ctx: IterationContext, *, key: Key[Array, ""]
+    ) -> CheckpointState:
+        # The carry at the start of this iteration, ready before the rollout:
+        # all iterations up to `carry.iteration` are in it.
+        carry = ctx.locals["carry"]
+        state: CheckpointState = ctx.state
+        metric = self._metric(ctx)
+        due = (carry.iteration > 0) & (carry.iteration % self.every == 0)
+
+        def save() -> Int[Array, ""]:
+            return host.call(
+                "save",
+                self.handle,
+                carry.iteration,
+                metric,  # the carry's: `reported` belongs to the carry's iteration
+                *_arrays(carry),
+                after=state.token,
+            )
+
+        token = jax.lax.cond(due, save, lambda: state.token)
+        return CheckpointState(token, metric)
+
+    def on_training_end(
+        self, ctx: TrainingContext, *, key: Key[Array, ""]
+    ) -> CheckpointState:
+        carry = ctx.locals["carry"]
+        state: CheckpointState = ctx.state
+        metric = self._metric(ctx)
+        token = host.call(
+            "end",
+            self.handle,
+            carry.iteration,
+            metric,
+            *_arrays(carry),
+            after=state.token,
+        )
+        return CheckpointState(token, metric)
+
+    def close(self) -> None:
+        """Wait for pending writes and release orbax (also done at exit)."""
+        try:
+            checkpointer = self.checkpointer
+        except LookupError:
+            return
+        checkpointer.close()
+
+
+def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
+    """Whether `directory` holds a complete checkpoint to resume from.
+
+    For scripts that resume when they can: `resume_from=directory if
+    has_checkpoint(directory) else None`. A checkpoint being written when the
+    run was killed is not complete, and does not count.
+    """
+    try:
+        latest_checkpoint(directory)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def latest_checkpoint(directory: str | os.PathLike[str]) -> tuple[int, Path]:
+    """The latest complete checkpoint in `directory`: `(iteration, path)`.
+
+    Raises `FileNotFoundError` naming the directory when it holds none.
+    """
+    directory = Path(directory).absolute()
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"resume_from={str(directory)!r}: no such directory; pass the "
+            f"directory a CheckpointCallback wrote to."
+        )
+    steps = sorted(
+        int(path.name)
+        for path in directory.iterdir()
+        if path.name.isdigit() and (path / "meta").is_dir()
+    )
+    if not steps:
+        raise FileNotFoundError(
+            f"resume_from={str(directory)!r} holds no complete checkpoint (a "
+            f"run killed before its first checkpoint leaves none); start afresh."
+        )
+    return steps[-1], directory / str(steps[-1])
+
+
+def read_checkpoint(
+    directory: str | os.PathLike[str],
+    like: PyTree,
+    expected: dict[str, Any],
+) -> tuple[PyTree, dict[str, Any]]:
+    """Restore the latest checkpoint of `directory` into the arrays of `like`.
+
+    `like` is the loop's carry as `learn` would start it, from
+    `eqx.filter_eval_shape` (its `ShapeDtypeStruct`s are what is restored); `expected` the metadata it must agree with (hyper-parameters).
+    Returns the restored arrays, structured like `like`, and the metadata.
+    Errors name the checkpoint and say what differs.
+    """
+    import orbax.checkpoint as ocp
+
+    step, path = latest_checkpoint(directory)
+    try:
+        meta = json.loads((path / "meta" / "metadata").read_text())
+    except (OSError, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has damaged metadata ({error}); delete it "
+            f"to resume from the one before."
+        ) from None
+    _check_agrees(path, meta, expected)
+    dynamic = eqx.filter(like, _is_shape)
+    abstract = jax.eval_shape(
+        lambda leaves: [_storable(x) for x in leaves], jax.tree.leaves(dynamic)
+    )
+    if meta.get("layout") != _layout(abstract):
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a training state of another shape "
+            f"than this learn call's (another policy size, num_envs, callback "
+            f"list or algorithm state); resume with the same policy, algorithm "
+            f"and callbacks as the run that wrote it."
+        )
+    manager = _manager(Path(directory).absolute(), None)
+    try:
+        restored = manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(_packed_shapes(meta["layout"])),
+            ),
+        )
+    except Exception as error:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} cannot be read (corrupted?): "
+            f"{type(error).__name__}: {str(error)[:300]}; delete it to resume "
+            f"from the one before."
+        ) from None
+    finally:
+        manager.close()
+    leaves = iter(_unpack(restored["state"], meta["layout"]))
+
+    def fill(x: jax.ShapeDtypeStruct) -> Array:
+        value = jnp.asarray(next(leaves))
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):  # its own generator
+            return jax.random.wrap_key_data(value, impl=x.dtype._impl)
+        return value
+
+    return jax.tree.map(fill, dynamic), meta
+
+
+def _is_shape(x: Any) -> bool:
+    return isinstance(x, jax.ShapeDtypeStruct)
+
+
+def _check_agrees(path: Path, meta: dict[str, Any], expected: dict[str, Any]) -> None:
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format {meta.get('format')!r}; this "
+            f"Lerax reads format {FORMAT}."
+        )
+    saved = meta.get("hyperparameters", {})
+    wanted = expected["hyperparameters"]
+    different = sorted(
+        name for name in set(saved) | set(wanted) if saved.get(name) != wanted.get(name)
+    )
+    if different:
+        shown = ", ".join(
+            f"{name}: {saved.get(name)!r} there, {wanted.get(name)!r} here"
+            for name in different[:4]
+        )
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} was written by another run setup ({shown}"
+            f"{', ...' if len(different) > 4 else ''}); resume with the same "
+            f"algorithm, env and policy."
+        )
+    if meta.get("total_timesteps") != expected["total_timesteps"]:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} belongs to a run of total_timesteps="
+            f"{meta.get('total_timesteps')}, not {expected['total_timesteps']}: "
+            f"ask for the same total (the learning-rate schedule depends on it)."
+        )
