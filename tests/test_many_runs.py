@@ -369,3 +369,23 @@ def test_devices_of_another_process_are_refused(env, monkeypatch, compile_counte
         tiny_ppo().learn(env, policy, 64, key=jax.random.split(jax.random.key(1), 2),
                          devices=jax.devices())  # fmt: skip
     assert count.compiles == 0
+
+
+def test_each_member_keeps_its_own_best_policy(env):
+    from lerax.callback import EvalCallback
+
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    evaluation = EvalCallback(every=1, episodes=2, max_episode_steps=50)
+    algo = tiny_ppo(learning_rate=[1e-2, 1e-4])
+    keys = jax.random.split(jax.random.key(1), 2)
+    recorder = MemberRecordingBackend()
+    with LoggingCallback([recorder]) as logger:
+        algo.learn(env, policy, 3 * algo.steps_per_iteration, key=keys,
+                   callback=[evaluation, logger])  # fmt: skip
+    assert arrays(evaluation.best_policy)[0].shape[0] == 2
+    assert len(evaluation.best_return) == 2
+    for member in (0, 1):
+        returns = [
+            row["eval/return_mean"] for _, row in recorder.runs[member].iterations
+        ]
+        assert evaluation.best_return[member] == pytest.approx(max(returns))

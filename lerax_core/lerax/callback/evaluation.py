@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, Key, PyTree
 
-from lerax import host
+from lerax import host, members
 from lerax.callback._callback import AbstractCallback
 from lerax.callback.context import IterationContext, ResetContext, TrainingContext
 from lerax.env._env import AbstractEnv
@@ -49,24 +49,49 @@ class _EvalResults:
         self.best_return: float | None = None
         self.best_timestep: int | None = None
         self.evaluations = 0
+        self._members: dict[int, tuple[list[Any], float, int, int]] = {}
 
     def finish(
         self,
+        member: Any,
         best_return: Any,
         best_timestep: Any,
         evaluations: Any,
         *leaves: Any,
+        running: Any,
         treedef: Any,
         static: Any,
+        many: bool,
     ) -> None:
-        self.evaluations = int(evaluations)
-        if self.evaluations == 0:
-            self.best_policy = self.best_return = self.best_timestep = None
+        """Called once per crossing with a leading axis of members (one for a
+        single run); with many members, results gather by member index."""
+        del running  # at training end every member reports
+        if not many:
+            self.evaluations = int(evaluations[0])
+            if self.evaluations == 0:
+                self.best_policy = self.best_return = self.best_timestep = None
+                return
+            arrays = jax.tree.unflatten(treedef, [jnp.asarray(x[0]) for x in leaves])
+            self.best_policy = eqx.combine(arrays, static)
+            self.best_return = float(best_return[0])
+            self.best_timestep = int(best_timestep[0])
             return
-        arrays = jax.tree.unflatten(treedef, [jnp.asarray(x) for x in leaves])
-        self.best_policy = eqx.combine(arrays, static)
-        self.best_return = float(best_return)
-        self.best_timestep = int(best_timestep)
+        for i, index in enumerate(member.tolist()):
+            self._members[index] = (
+                [x[i] for x in leaves],
+                float(best_return[i]),
+                int(best_timestep[i]),
+                int(evaluations[i]),
+            )
+        order = sorted(self._members)
+        stacked = [
+            jnp.stack([jnp.asarray(self._members[m][0][j]) for m in order])
+            for j in range(len(leaves))
+        ]
+        self.best_policy = eqx.combine(jax.tree.unflatten(treedef, stacked), static)
+        self.best_return = [self._members[m][1] for m in order]
+        self.best_timestep = [self._members[m][2] for m in order]
+        self.evaluations = min(self._members[m][3] for m in order)
 
 
 def evaluate_episodes(
@@ -138,7 +163,10 @@ class EvalCallback(AbstractCallback):
 
     The best policy by mean return is kept in the state; after training it
     is `best_policy` (with `best_return` and `best_timestep`), or `None` if no
-    evaluation ran.
+    evaluation ran. When `learn` trains many members, each member evaluates
+    its own policy (every member runs the evaluation under `vmap`, so it costs
+    every iteration there), and `best_policy` holds each member's best stacked
+    on a leading axis, with `best_return` and `best_timestep` lists by member.
 
     Early stopping, as Stable-Baselines3's two stop callbacks: `stop_at` ends
     training (stop reason `"stopped"`) at the first evaluation whose mean return
@@ -313,12 +341,15 @@ class EvalCallback(AbstractCallback):
         token = host.call(
             "finish",
             self.handle,
+            ctx.member,
             state.best_return,
             state.best_iteration * steps_per_iteration,
             state.evaluations,
             *leaves,
             after=state.token,
+            batched=True,
             treedef=treedef,
             static=eqx.partition(ctx.policy, eqx.is_array)[1],
+            many=bool(members.axes()),
         )
         return eqx.tree_at(lambda s: s.token, state, token)
