@@ -7,8 +7,12 @@ its subpackages, [`lerax.env`][], [`lerax.policy`][], [`lerax.algorithm`][],
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from lerax.plugin.hookspecs import hookimpl
+
+if TYPE_CHECKING:  # imported lazily below; named here for type checkers
+    from lerax.serialisation import load, save
 
 try:
     __version__ = version("lerax")

@@ -293,7 +293,7 @@ def loop(
         key, reset_key, rollout_key, update_key, hook_key, stop_key = jax.random.split(
             carry.key, 6
         )
-        hook_fields = dict(
+        hook_fields: dict[str, Any] = dict(
             algorithm_state=carry.algorithm_state,
             training_log=carry.training_log,
             **shared,

@@ -46,8 +46,8 @@ class _EvalResults:
 
     def __init__(self) -> None:
         self.best_policy: AbstractPolicy | None = None
-        self.best_return: float | None = None
-        self.best_timestep: int | None = None
+        self.best_return: float | list[float] | None = None
+        self.best_timestep: int | list[int] | None = None
         self.evaluations = 0
         self._members: dict[int, tuple[list[Any], float, int, int]] = {}
 
@@ -236,13 +236,14 @@ class EvalCallback(AbstractCallback):
         return self._results.best_policy
 
     @property
-    def best_return(self) -> float | None:
-        """That policy's mean evaluation return."""
+    def best_return(self) -> float | list[float] | None:
+        """That policy's mean evaluation return (a list by member for many)."""
         return self._results.best_return
 
     @property
-    def best_timestep(self) -> int | None:
-        """The environment step at which that policy was evaluated."""
+    def best_timestep(self) -> int | list[int] | None:
+        """The environment step at which that policy was evaluated (a list by
+        member for many)."""
         return self._results.best_timestep
 
     def _env(self, ctx: Any) -> AbstractEnv:
@@ -337,7 +338,7 @@ class EvalCallback(AbstractCallback):
     ) -> EvalState:
         state: EvalState = ctx.state
         leaves, treedef = jax.tree.flatten(state.best_policy)
-        steps_per_iteration = ctx.algorithm.steps_per_iteration
+        steps_per_iteration: int = ctx.algorithm.steps_per_iteration  # pyright: ignore[reportAttributeAccessIssue]  # an AbstractAlgorithm
         token = host.call(
             "finish",
             self.handle,

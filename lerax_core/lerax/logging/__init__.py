@@ -10,14 +10,10 @@ which delivers it to every
 TensorBoard, W&B, ...) off the training thread.
 """
 
-from lerax.logging.callback import (
-    DEPRECATED_METRICS,
-    EpisodeStats,
-    LoggingCallback,
-    LoggingState,
-)
+from lerax.logging.callback import EpisodeStats, LoggingCallback, LoggingState
 from lerax.logging.dispatch import BackendDispatcher
 from lerax.logging.host_logger import HostLogger
+from lerax.logging.names import DEPRECATED_METRICS
 from lerax.plugin.hookspecs import LOGGING_HOOKS, AbstractLoggingBackend
 
 __all__ = [

@@ -197,7 +197,7 @@ class ConsoleBackend(AbstractLoggingBackend):
         if total is None and _positive_int(hyperparameters.get(TOTAL_TIMESTEPS_KEY)):
             total = int(hyperparameters[TOTAL_TIMESTEPS_KEY])
         members = hyperparameters.get(MEMBERS_KEY)
-        self._members = int(members) if _positive_int(members) else 1
+        self._members = int(members) if isinstance(members, int) and members > 0 else 1
         self._running = True
         self._run_name = run_name
         self._total = total
