@@ -35,9 +35,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import jax
-import jax.numpy as jnp
 import jax.random as jr
-from speed import Case, _ppo_fields, time_round_robin
+from speed import Case, rejax_ppo, time_round_robin
 
 from lerax.algorithm import PPO
 from lerax.env.classic_control import CartPole
@@ -71,30 +70,8 @@ def lerax_members(
 
 def rejax_members(name: str, members: int | None, steps: int, sharded: bool) -> Case:
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
-    from rejax import PPO as RejaxPPO
 
-    hp = _ppo_fields()
-    algo = RejaxPPO.create(
-        env="CartPole-v1",
-        agent_kwargs={"activation": "tanh", "hidden_layer_sizes": (64, 64)},
-        num_envs=hp["num_envs"],
-        num_steps=hp["num_steps"],
-        num_epochs=hp["num_epochs"],
-        num_minibatches=hp["num_minibatches"],
-        learning_rate=hp["learning_rate"],
-        max_grad_norm=hp["max_grad_norm"],
-        gamma=hp["gamma"],
-        gae_lambda=hp["gae_lambda"],
-        clip_eps=hp["clip_coef"],
-        ent_coef=hp["ent_coef"],
-        vf_coef=hp["vf_coef"],
-        total_timesteps=steps,
-        eval_freq=steps,
-    )
-    algo = algo.replace(
-        eval_callback=lambda algo, ts, rng: jnp.zeros(()),
-        skip_initial_evaluation=True,
-    )
+    algo = rejax_ppo({}, steps)
     train = jax.jit(algo.train if members is None else jax.vmap(algo.train))
 
     def run(seed: int):

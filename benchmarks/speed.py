@@ -174,14 +174,12 @@ def lerax_case(
     return Case(name, steps, run)
 
 
-def rejax_case(
-    name: str, hyperparameters: dict[str, Any], total_timesteps: int
-) -> Case:
+def rejax_ppo(hyperparameters: dict[str, Any], steps: int) -> Any:
+    """rejax's PPO on gymnax's CartPole-v1 with Lerax's `hyperparameters`, for
+    exactly `steps` steps and with its evaluation switched off."""
     from rejax import PPO as RejaxPPO
 
     hp = {**_ppo_fields(), **hyperparameters}
-    steps_per_iteration = hp["num_envs"] * hp["num_steps"]
-    steps = (total_timesteps // steps_per_iteration) * steps_per_iteration
     algo = RejaxPPO.create(
         env="CartPole-v1",
         agent_kwargs={"activation": "tanh", "hidden_layer_sizes": (64, 64)},
@@ -200,11 +198,19 @@ def rejax_case(
         total_timesteps=steps,
         eval_freq=steps,
     )
-    algo = algo.replace(
+    return algo.replace(
         eval_callback=lambda algo, ts, rng: jnp.zeros(()),
         skip_initial_evaluation=True,
     )
-    train = jax.jit(algo.train)
+
+
+def rejax_case(
+    name: str, hyperparameters: dict[str, Any], total_timesteps: int
+) -> Case:
+    hp = {**_ppo_fields(), **hyperparameters}
+    steps_per_iteration = hp["num_envs"] * hp["num_steps"]
+    steps = (total_timesteps // steps_per_iteration) * steps_per_iteration
+    train = jax.jit(rejax_ppo(hyperparameters, steps).train)
 
     def run(seed: int):
         return jax.block_until_ready(train(jax.random.PRNGKey(seed)))
