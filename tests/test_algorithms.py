@@ -245,6 +245,11 @@ def greedy_return(env, policy, key, episodes=10):
     return float(jnp.mean(jax.jit(jax.vmap(episode))(jr.split(key, episodes))))
 
 
+def member(policies, i: int):
+    """Member `i` of policies stacked on a leading axis."""
+    return jax.tree.map(lambda x: x[i] if eqx.is_array(x) else x, policies)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("algorithm", "policy_class", "steps"),
@@ -252,9 +257,12 @@ def greedy_return(env, policy, key, episodes=10):
     ids=["a2c", "dqn"],
 )
 def test_learns_cartpole(algorithm, policy_class, steps):
+    # Three seeds as three members of one learn call; most must solve CartPole.
+    # One seed alone is too brittle a test: XLA's float rounding differs between
+    # CPUs, and one of ten DQN seeds ends below 475 (benchmarks/learning.py).
     env = CartPole()
-    policy_key, learn_key = jr.split(jr.key(0))
-    trained = algorithm.learn(
-        env, policy_class(env=env, key=policy_key), steps, key=learn_key
-    )
-    assert greedy_return(env, trained, jr.key(1000)) >= 475
+    policy_keys, learn_keys = jr.split(jr.key(0), (2, 3))
+    policies = eqx.filter_vmap(lambda k: policy_class(env=env, key=k))(policy_keys)
+    trained = algorithm.learn(env, policies, steps, key=learn_keys)
+    returns = [greedy_return(env, member(trained, i), jr.key(1000)) for i in range(3)]
+    assert sum(r >= 475 for r in returns) >= 2, returns

@@ -146,7 +146,14 @@ def test_third_ctrl_c_abandons_the_rows_and_says_how_many(tmp_path):
     assert "RESULT MLPActorCriticPolicy" in out, (out, err)
     (said,) = re.findall(r"abandoned logging backend Slow#0: (\d+) queued rows", err)
     assert "close" not in slow
-    assert int(said) > 0 and len(slow) + int(said) == len(steps), (slow, said, steps)
+    # The count includes the row the backend was writing when it was abandoned,
+    # which may still land before the process exits: never fewer than lost.
+    accounted = len(slow) + int(said)
+    assert int(said) > 0 and len(steps) <= accounted <= len(steps) + 1, (
+        slow,
+        said,
+        steps,
+    )
     assert "unknown number" not in out, out
 
 

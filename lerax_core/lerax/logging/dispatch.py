@@ -35,6 +35,7 @@ class _Worker:
         self.queue: queue.Queue = queue.Queue()  # unbounded: rows are bounded in put
         self.maxsize = size
         self.takes_members = takes_members(backend)
+        self.delivering: Any = None  # the event the backend is being called with
         self.thread: threading.Thread | None = None
         # Set when the thread has finished. Waited on instead of `Thread.join`,
         # which, when a signal handler raises during it (Ctrl-C), marks a thread
@@ -63,11 +64,16 @@ class _Worker:
         self.queue.put(item)
 
     def rows_queued(self) -> int:
-        """Iteration rows queued and not yet delivered (a snapshot)."""
+        """Iteration rows not yet delivered (a snapshot): those queued, and the
+        one the backend is writing, which is lost too if it is abandoned."""
         with self.queue.mutex:
-            items = list(self.queue.queue)
+            items = [*self.queue.queue, self.delivering]
         return sum(
-            1 for item in items if item is not _STOP and item[0] == "lerax_on_iteration"
+            1
+            for item in items
+            if item is not None
+            and item is not _STOP
+            and item[0] == "lerax_on_iteration"
         )
 
     def _start(self) -> None:
@@ -84,7 +90,11 @@ class _Worker:
     def _run(self) -> None:
         try:
             while (item := self.queue.get()) is not _STOP:
+                with self.queue.mutex:  # counted by rows_queued until written
+                    self.delivering = item
                 self.dispatcher.call_one(self.backend, self.name, *item)
+                with self.queue.mutex:
+                    self.delivering = None
         finally:
             self.done.set()
 
