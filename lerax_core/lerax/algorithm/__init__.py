@@ -2,9 +2,9 @@
 [`A2C`][lerax.algorithm.A2C] and [`DQN`][lerax.algorithm.DQN]."""
 
 from lerax.algorithm._algorithm import AbstractAlgorithm, DivergenceWarning
+from lerax.algorithm._grid import grid
 from lerax.algorithm.a2c import A2C
 from lerax.algorithm.dqn import DQN, DQNState
-from lerax.algorithm.grid import grid
 from lerax.algorithm.interrupt import TrainingInterrupted
 from lerax.algorithm.on_policy import (
     AbstractOnPolicyAlgorithm,
