@@ -53,7 +53,6 @@ class HostLogger:
         self.name = name
         self.close_at_end = close_at_end
         self.log_every = log_every
-        self.group: str | None = None
         self._many = False
         self._members = 0
         self._open: set[int] = set()
@@ -104,9 +103,11 @@ class HostLogger:
             if not self._started:
                 self._started = True
                 self._many, self._members = many, int(count[0])
-                self.group = self._run_name(algorithm, env)
+                self.run_name = self._run_name(algorithm, env)
                 if self.resume is not None:  # a single run: `learn` refuses many
-                    self.group = self.name or self.resume["run_name"] or self.group
+                    self.run_name = (
+                        self.name or self.resume["run_name"] or self.run_name
+                    )
                     ids = self.resume["run_ids"]
                     self.dispatcher.submit_each(
                         "lerax_on_resume",
@@ -116,7 +117,6 @@ class HostLogger:
                         },
                     )
                     self.resume = None  # once: a later run through this logger is new
-                self.run_name = self.group
             shared = {
                 **hyperparameters,
                 "run/total_timesteps": int(total_timesteps[0]),
@@ -129,7 +129,7 @@ class HostLogger:
                 self._last[None] = (now, int(step[0]))
                 self.dispatcher.submit(
                     "lerax_on_training_start",
-                    run_name=self.group,
+                    run_name=self.run_name,
                     hyperparameters=shared,
                 )
                 return
@@ -137,15 +137,15 @@ class HostLogger:
                 self._last[None] = (now, int(step[0]))
                 self.dispatcher.submit(
                     "lerax_on_training_start",
-                    run_name=self.group,
+                    run_name=self.run_name,
                     hyperparameters={
                         **shared,
                         "run/members": self._members,
                         "run/varied": ", ".join(varied),
                     },
-                    group=self.group,
+                    group=self.run_name,
                 )
-            assert self.group is not None
+            assert self.run_name is not None
             for i in np.flatnonzero(running):
                 index = int(member[i])
                 self._open.add(index)
@@ -158,17 +158,17 @@ class HostLogger:
                 }
                 self.dispatcher.submit(
                     "lerax_on_training_start",
-                    run_name=member_run_name(self.group, index, self._members),
+                    run_name=member_run_name(self.run_name, index, self._members),
                     hyperparameters={
                         **shared,
                         **own,
-                        "run/group": self.group,
+                        "run/group": self.run_name,
                         "run/member": index,
                         "run/members": self._members,
                         "run/key": _key_text(key_data[i]),
                     },
                     member=index,
-                    group=self.group,
+                    group=self.run_name,
                 )
 
     def _timed(self, who: int | None, step: int, metrics: dict[str, float]) -> None:
@@ -267,6 +267,7 @@ class HostLogger:
                 self.dispatcher.submit(
                     "lerax_on_training_end", step=int(step[0]), reason=reason
                 )
+                self._started = False  # the next start is a new run
                 if self.close_at_end:
                     self._close_at_end()
                 return
@@ -286,8 +287,10 @@ class HostLogger:
                     reason=StopReason(int(group_reason[0])).label,
                     member=None,
                 )
-            if self.close_at_end and not self._open:
-                self._close_at_end()
+            if not self._open:
+                self._started = False  # the next start is a new run
+                if self.close_at_end:
+                    self._close_at_end()
 
     def _close_at_end(self) -> None:
         # In `learn` this only starts the close: `learn` waits for it after the
