@@ -389,3 +389,18 @@ def test_each_member_keeps_its_own_best_policy(env):
             row["eval/return_mean"] for _, row in recorder.runs[member].iterations
         ]
         assert evaluation.best_return[member] == pytest.approx(max(returns))
+
+
+def test_a_reused_logger_names_each_run_anew(env):
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    recorder = MemberRecordingBackend()
+    algo = tiny_ppo()
+    with LoggingCallback([recorder]) as logger:
+        algo.learn(env, policy, 32, key=jax.random.key(1), callback=logger)
+        first = logger.host_logger.run_name
+        algo.learn(env, policy, 32, key=jax.random.split(jax.random.key(2), 2),
+                   callback=logger)  # fmt: skip
+        second = logger.host_logger.run_name
+    assert first != second  # a new run, not the first one's name again
+    assert recorder.runs[None].group == second
+    assert recorder.runs[0].run_name == f"{second}/member-0"
