@@ -1,6 +1,8 @@
 """`CheckpointCallback` and `learn(..., resume_from=...)`."""
 
+import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -66,6 +68,16 @@ def test_cadence_and_keep(env, policy, tmp_path):
     assert checkpoints.checkpointer.written == [3, 6, 8]  # and at the end
     assert steps_in(tmp_path) == [6, 8]
     assert latest_checkpoint(tmp_path) == (8, tmp_path / "8")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities: Linux")
+def test_checkpoints_are_written_at_the_lowest_cpu_priority(env, policy, tmp_path):
+    checkpoints = CheckpointCallback(tmp_path, every=3)
+    train(env, policy, checkpoints)
+    writer = checkpoints.checkpointer._thread
+    assert writer is not None and writer.native_id is not None
+    assert os.getpriority(os.PRIO_PROCESS, writer.native_id) == 19
+    checkpoints.close()
 
 
 def test_all_kept_with_keep_none(full_run):
@@ -233,7 +245,7 @@ def test_another_callback_list(full_run, env, policy, compile_counter, tmp_path)
 
 def test_a_corrupted_checkpoint(full_run, env, policy, compile_counter, tmp_path):
     directory = crashed_copy(full_run[0], tmp_path / "run", 3)
-    for path in (directory / "3" / "state").rglob("*"):
+    for path in (directory / "3").glob("state.*/*"):
         if path.is_file() and path.stat().st_size > 64:
             data = bytearray(path.read_bytes())
             data[len(data) // 2 :] = b"\xff" * (len(data) - len(data) // 2)

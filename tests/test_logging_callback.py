@@ -1,7 +1,9 @@
 """LoggingCallback: what backends receive, in what order, and what happens on faults."""
 
 import math
+import os
 import re
+import sys
 import threading
 import time
 import warnings
@@ -418,3 +420,45 @@ def test_a_stuck_backend_costs_the_others_nothing_and_close_is_bounded():
     assert any("Stuck#0" in m and "did not finish within 1 s" in m for m in messages)
     with pytest.raises(RuntimeError, match="closed"):
         dispatcher.submit("lerax_on_iteration", step=101, metrics={})
+
+
+class GatedMembers(Gated):
+    """A gated backend that takes members: a row per member and the aggregate."""
+
+    def lerax_on_iteration(self, step, metrics, member=None):
+        super().lerax_on_iteration(step, {**metrics, "member": member})
+
+
+def test_a_many_member_run_queues_maxsize_iterations_of_every_members_rows():
+    from lerax.logging import BackendDispatcher
+
+    gated = GatedMembers([])
+    dispatcher = BackendDispatcher([gated], maxsize=4)
+    dispatcher.members = 3  # as the logger sets it at a many-member start
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(1, 5):  # 4 iterations, all queued behind the gate
+            for member in (0, 1, 2):
+                dispatcher.submit(
+                    "lerax_on_iteration", step=step, metrics={}, member=member
+                )
+            dispatcher.submit("lerax_on_iteration", step=step, metrics={}, group="g")
+        gated.gate.set()
+        dispatcher.close(timeout=10.0)
+    rows = [(e[1], e[2]["member"]) for e in gated.iterations()]
+    assert rows == [(s, m) for s in range(1, 5) for m in (0, 1, 2, None)]
+    assert not [w for w in caught if "slower than training" in str(w.message)]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities: Linux")
+def test_backends_run_at_the_lowest_cpu_priority_and_training_at_its_own():
+    class Priorities(Recorder):
+        def lerax_on_iteration(self, step, metrics):
+            self.threads.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    backend = Priorities()
+    with LoggingCallback([backend]) as logger:
+        train(logger)
+    assert backend.threads == {19}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import queue
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -19,11 +20,12 @@ import numpy as np
 from jaxtyping import Array, Float, Int, Key, PyTree
 
 from lerax import host
+from lerax._background import lower_priority
 from lerax._hyperparameters import hyperparameters
 from lerax.callback._callback import AbstractCallback
 from lerax.callback.context import IterationContext, ResetContext, TrainingContext
 
-FORMAT = 1
+FORMAT = 2
 """The version of the checkpoint layout, stored in its metadata."""
 
 
@@ -101,30 +103,73 @@ def _check_writable(directory: Path) -> None:
         ) from None
 
 
-def _manager(directory: Path, keep: int | None, best: bool = False) -> Any:
+COMPLETE = "_METADATA"
+"""The file orbax writes last into a checkpoint's directory."""
+
+_DELETING = ".deleting-"
+"""The prefix of a checkpoint being deleted (renamed first, so never half-read)."""
+
+
+def _orbax() -> Any:
+    """Orbax's plain checkpointer: one pytree, one zarr array per leaf.
+
+    Orbax's `CheckpointManager` would also keep the last `keep` and the best,
+    but costs twice the CPU per save (composite items, step metadata, a
+    directory scan, threads started per save); on two cores that CPU is taken
+    from training. The plain checkpointer still writes atomically (into a
+    temporary directory, renamed when complete); keeping and pruning are a
+    directory listing and a rename here.
+    """
     import orbax.checkpoint as ocp
 
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep,
-        enable_async_checkpointing=False,  # already off the training thread
-        cleanup_tmp_directories=True,  # what a crash mid-write left behind
-        best_fn=(lambda metrics: metrics["metric"]) if best else None,
-        best_mode="max",
+    return ocp.Checkpointer(ocp.PyTreeCheckpointHandler(use_ocdbt=False))
+
+
+def _steps(directory: Path) -> list[int]:
+    """The iterations of the complete checkpoints in `directory`, oldest first."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        int(path.name)
+        for path in directory.iterdir()
+        if path.name.isdigit() and (path / COMPLETE).is_file()
     )
-    return ocp.CheckpointManager(
-        directory, options=options, item_names=("state", "meta")
-    )
+
+
+def _delete(path: Path) -> None:
+    """Delete a checkpoint: renamed out of the step names first, so that a crash
+    mid-way leaves no damaged checkpoint that looks complete."""
+    doomed = path.with_name(f"{_DELETING}{path.name}")
+    path.rename(doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _clean(directory: Path) -> None:
+    """Remove what a crash mid-write or mid-delete left in `directory`."""
+    if not directory.is_dir():
+        return
+    for path in directory.iterdir():
+        if path.name.startswith(_DELETING) or ".orbax-checkpoint-tmp" in path.name:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _read_meta(orbax: Any, path: Path) -> dict[str, Any]:
+    """The metadata of the checkpoint at `path`, without reading its arrays."""
+    import orbax.checkpoint as ocp
+
+    args = ocp.args.PyTreeRestore(item={"meta": ""}, partial_restore=True)
+    return json.loads(orbax.restore(path, args=args)["meta"])
 
 
 class Checkpointer:
     """The host side: takes a copy of the carry and writes it on a thread of its own.
 
     The training thread only hands over the arrays (already copied out by the
-    host call); a writer thread saves them in order. Up to `QUEUE` checkpoints
-    may wait to be written: only if the disk is slower than that does training
-    wait for it. Orbax writes each checkpoint into a temporary directory and
-    renames it when complete, so a crash at any moment leaves the previous
-    checkpoints intact.
+    host call); a writer thread, at the lowest CPU priority, saves them in
+    order. Up to `QUEUE` checkpoints may wait to be written: only if the disk is
+    slower than that does training wait for it. Orbax writes each checkpoint
+    into a temporary directory and renames it when complete, so a crash at any
+    moment leaves the previous checkpoints intact.
     """
 
     QUEUE = 2
@@ -143,17 +188,9 @@ class Checkpointer:
         # Imported here, on the caller's thread: importing orbax first on the
         # writer thread, beside other threads compiling code, can break
         # Python 3.11's parser ("AST constructor recursion depth mismatch").
-        import orbax.checkpoint  # noqa: F401
-
-        self._managers: tuple[Any, Any] | None = self._open()
+        self._orbax: Any = _orbax()
+        self._best: float | None = None  # the best checkpoint's metric, once read
         atexit.register(self.close)
-
-    def _open(self) -> tuple[Any, Any]:
-        best = self.directory / "best" if self.best_by else None
-        return (
-            _manager(self.directory, self.keep),
-            _manager(best, 1, best=True) if best else None,
-        )
 
     def start(self, total_timesteps: Any, **metadata: Any) -> None:
         self.metadata = {
@@ -191,6 +228,7 @@ class Checkpointer:
             self.error = None
 
     def _run(self) -> None:
+        lower_priority()
         while True:
             step, leaves, metric = self._queue.get()
             try:
@@ -201,11 +239,11 @@ class Checkpointer:
                 self._queue.task_done()
 
     def _write(self, step: int, leaves: list[np.ndarray], metric: float) -> None:
-        import orbax.checkpoint as ocp
 
         meta = {
             **self.metadata,
             "iteration": step,
+            "metric": None if math.isnan(metric) else metric,
             "layout": _layout(leaves),
             "run_name": next((lg.run_name for lg in self.loggers if lg.run_name), None),
             "run_ids": {
@@ -214,30 +252,46 @@ class Checkpointer:
                 for name, run_id in logger.run_ids().items()
             },
         }
-        args = ocp.args.Composite(
-            state=ocp.args.StandardSave(_pack(leaves)),
-            meta=ocp.args.JsonSave(meta),
-        )
-        if self._managers is None:  # closed, and used again
-            self._managers = self._open()
-        latest, best = self._managers
-        if step not in latest.all_steps():  # a resumed run's first save repeats
-            latest.save(step, args=args)
-            latest.wait_until_finished()
-        if best is not None and not math.isnan(metric) and step not in best.all_steps():
-            best.save(step, args=args, metrics={"metric": metric})
-            best.wait_until_finished()
+        item = {"state": _pack(leaves), "meta": json.dumps(meta)}
+        if self._orbax is None:  # closed, and used again
+            self._orbax = _orbax()
+        if not self.written:  # the first write of this run: a crash's leftovers
+            _clean(self.directory)
+        self._save(self.directory, step, item, self.keep)
+        if self.best_by is not None and not math.isnan(metric):
+            best = self.directory / "best"
+            if self._best is None:  # a resumed run: what the best one holds
+                _clean(best)
+                steps = _steps(best)
+                found = steps and _read_meta(self._orbax, best / str(steps[-1]))
+                self._best = found.get("metric") if found else None
+                self._best = -math.inf if self._best is None else self._best
+            if metric > self._best:
+                self._save(best, step, item, 1)
+                self._best = metric
         self.written.append(step)
+
+    def _save(self, directory: Path, step: int, item: Any, keep: int | None) -> None:
+        """Save `item` as `directory/<step>`, then delete all but the last `keep`."""
+        import orbax.checkpoint as ocp
+
+        path = directory / str(step)
+        if (path / COMPLETE).is_file():  # a resumed run's first save repeats
+            return
+        if path.exists():  # an incomplete directory of that name: not orbax's
+            _delete(path)
+        self._orbax.save(path, args=ocp.args.PyTreeSave(item))
+        if keep is not None:
+            for old in _steps(directory)[:-keep]:
+                _delete(directory / str(old))
 
     def close(self) -> None:
         """Write what is pending and release orbax. Idempotent."""
         if self._thread is not None:
             self.wait()
-        if self._managers is not None:
-            for manager in self._managers:
-                if manager is not None:
-                    manager.close()
-            self._managers = None
+        if self._orbax is not None:
+            self._orbax.close()
+            self._orbax = None
         atexit.unregister(self.close)
 
 
@@ -414,11 +468,7 @@ def latest_checkpoint(directory: str | os.PathLike[str]) -> tuple[int, Path]:
             f"resume_from={str(directory)!r}: no such directory; pass the "
             f"directory a CheckpointCallback wrote to."
         )
-    steps = sorted(
-        int(path.name)
-        for path in directory.iterdir()
-        if path.name.isdigit() and (path / "meta").is_dir()
-    )
+    steps = _steps(directory)
     if not steps:
         raise FileNotFoundError(
             f"resume_from={str(directory)!r} holds no complete checkpoint (a "
@@ -439,15 +489,15 @@ def read_checkpoint(
     Returns the restored arrays, structured like `like`, and the metadata.
     Errors name the checkpoint and say what differs.
     """
-    import orbax.checkpoint as ocp
-
-    step, path = latest_checkpoint(directory)
+    _, path = latest_checkpoint(directory)
+    orbax = _orbax()
     try:
-        meta = json.loads((path / "meta" / "metadata").read_text())
-    except (OSError, ValueError) as error:
+        meta = _read_meta(orbax, path)
+    except Exception as error:
+        orbax.close()
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has damaged metadata ({error}); delete it "
-            f"to resume from the one before."
+            f"checkpoint {str(path)!r} has damaged metadata ({type(error).__name__}: "
+            f"{str(error)[:300]}); delete it to resume from the one before."
         ) from None
     _check_agrees(path, meta, expected)
     dynamic = eqx.filter(like, _is_shape)
@@ -455,20 +505,20 @@ def read_checkpoint(
         lambda leaves: [_storable(x) for x in leaves], jax.tree.leaves(dynamic)
     )
     if meta.get("layout") != _layout(abstract):
+        orbax.close()
         raise CheckpointError(
             f"checkpoint {str(path)!r} holds a training state of another shape "
             f"than this learn call's (another policy size, num_envs, callback "
             f"list or algorithm state); resume with the same policy, algorithm "
             f"and callbacks as the run that wrote it."
         )
-    manager = _manager(Path(directory).absolute(), None)
     try:
-        restored = manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(_packed_shapes(meta["layout"])),
-            ),
-        )
+        restored = orbax.restore(path)["state"]
+        wanted = _packed_shapes(meta["layout"])
+        if {d: (np.shape(a), str(a.dtype)) for d, a in restored.items()} != {
+            d: (x.shape, str(x.dtype)) for d, x in wanted.items()
+        }:
+            raise ValueError("its arrays do not match its own layout")
     except Exception as error:
         raise CheckpointError(
             f"checkpoint {str(path)!r} cannot be read (corrupted?): "
@@ -476,8 +526,8 @@ def read_checkpoint(
             f"from the one before."
         ) from None
     finally:
-        manager.close()
-    leaves = iter(_unpack(restored["state"], meta["layout"]))
+        orbax.close()
+    leaves = iter(_unpack(restored, meta["layout"]))
 
     def fill(x: jax.ShapeDtypeStruct) -> Array:
         value = jnp.asarray(next(leaves))

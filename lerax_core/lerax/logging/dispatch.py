@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from lerax._background import lower_priority
 from lerax.plugin.hookspecs import LOGGING_HOOKS, AbstractLoggingBackend
 from lerax.plugin.registry import LeraxPluginManager
 
@@ -44,19 +45,26 @@ class _Worker:
         self.done = threading.Event()
         self.thinned = 0
 
+    def capacity(self) -> int:
+        """Rows queued at most: `maxsize` iterations' worth. A backend that
+        takes members gets a row per member and one for the aggregate each
+        iteration of a many-member run."""
+        members = self.dispatcher.members
+        return self.maxsize * (members + 1 if members and self.takes_members else 1)
+
     def put(self, item: Any) -> None:
-        """Queue `item`. Iteration rows that find `maxsize` events queued are
+        """Queue `item`. Iteration rows that find `capacity()` rows queued are
         thinned (dropped and counted) so that training never waits for this
         backend; other events (start, end, close) are always queued, so that a
         full queue cannot cost a backend its close."""
         self._start()
         row = item is not _STOP and item[0] == "lerax_on_iteration"
-        if row and self.queue.qsize() >= self.maxsize:
+        if row and self.queue.qsize() >= self.capacity():
             self.thinned += 1
             if self.thinned == 1:
                 report(
                     f"logging backend {self.name} is slower than training: "
-                    f"it is {self.maxsize} rows behind, so rows are dropped "
+                    f"it is {self.maxsize} iterations behind, so rows are dropped "
                     f"for it until it catches up (training and the other "
                     f"backends are not slowed)."
                 )
@@ -88,6 +96,7 @@ class _Worker:
         return self.thread is not None and not self.done.is_set()
 
     def _run(self) -> None:
+        lower_priority()
         try:
             while (item := self.queue.get()) is not _STOP:
                 with self.queue.mutex:  # counted by rows_queued until written
@@ -104,8 +113,8 @@ class BackendDispatcher:
 
     Each backend has its own bounded queue and thread, so a slow backend (a
     network flush, a console refresh) delays neither training nor the other
-    backends: when it falls a whole queue behind, its rows are thinned and
-    reported. A backend that raises is reported once by name and keeps
+    backends: when it falls `maxsize` iterations behind, its rows are thinned
+    and reported. A backend that raises is reported once by name and keeps
     receiving events. Pending events are delivered and every backend closed at
     `close()` or at interpreter exit, whichever comes first; `close()` waits at
     most `CLOSE_TIMEOUT` seconds and reports a backend that is still busy.
@@ -127,6 +136,8 @@ class BackendDispatcher:
             self.manager.register_checked(backend, name)
             self.names[id(backend)] = name
         self._maxsize = maxsize
+        self.members = 0
+        """Members of the run being logged (0: a single run); set at its start."""
         self._workers: list[_Worker] | None = None
         self._lock = threading.Lock()
         self._reported: set[str] = set()
@@ -157,12 +168,8 @@ class BackendDispatcher:
                     "this logger was closed; create a new LoggingCallback for "
                     "another run."
                 )
-            if self._workers is None:
-                self._workers = [
-                    _Worker(self, b, self.names[id(b)], self._maxsize)
-                    for b in self.backends
-                ]
-        for worker in self._workers:
+            workers = self._open_workers()
+        for worker in workers:
             if member is None or worker.takes_members:
                 worker.put((hook, kwargs))
 
@@ -170,13 +177,18 @@ class BackendDispatcher:
         """Queue a call of `hook` on each backend with its own arguments,
         `kwargs[name]` by the backend's name in `names`."""
         with self._lock:
-            if self._workers is None:
-                self._workers = [
-                    _Worker(self, b, self.names[id(b)], self._maxsize)
-                    for b in self.backends
-                ]
-        for worker in self._workers:
+            workers = self._open_workers()
+        for worker in workers:
             worker.put((hook, kwargs[worker.name]))
+
+    def _open_workers(self) -> list[_Worker]:
+        """The backends' workers, made on first use (under `_lock`)."""
+        if self._workers is None:
+            self._workers = [
+                _Worker(self, b, self.names[id(b)], self._maxsize)
+                for b in self.backends
+            ]
+        return self._workers
 
     def call_one(
         self, backend: AbstractLoggingBackend, name: str, hook: str, kwargs: dict
@@ -225,12 +237,7 @@ class BackendDispatcher:
                 return
             self._closing = True
             self._timeout, self._deadline = timeout, time.monotonic() + timeout
-            if self._workers is None:  # nothing was ever submitted
-                self._workers = [
-                    _Worker(self, b, self.names[id(b)], self._maxsize)
-                    for b in self.backends
-                ]
-            workers = self._workers
+            workers = self._open_workers()  # even if nothing was submitted
         for worker in workers:  # close is queued once: lerax_close runs once
             worker.put(("lerax_close", {}))
             worker.put(_STOP)

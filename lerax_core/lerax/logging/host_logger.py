@@ -103,6 +103,7 @@ class HostLogger:
             if not self._started:
                 self._started = True
                 self._many, self._members = many, int(count[0])
+                self.dispatcher.members = self._members if many else 0
                 self.run_name = self._run_name(algorithm, env)
                 if self.resume is not None:  # a single run: `learn` refuses many
                     self.run_name = (
