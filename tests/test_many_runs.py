@@ -297,6 +297,50 @@ def test_members_sharded_over_two_devices_equal_the_one_device_run():
     assert out["three"] == 3  # not a multiple of the devices: one device
 
 
+EVALUATIONS_ON_TWO_DEVICES = textwrap.dedent(
+    """
+    import jax
+    from lerax.algorithm import PPO
+    from lerax.callback import EvalCallback
+    from lerax.env import AbstractEnv
+    from lerax.env.classic_control import CartPole
+    from lerax.policy import MLPActorCriticPolicy
+
+    RESETS = []
+
+    class Counted(AbstractEnv):  # counts evaluation episodes, per member
+        inner: CartPole = CartPole()
+        observation_space = property(lambda self: self.inner.observation_space)
+        action_space = property(lambda self: self.inner.action_space)
+
+        def reset(self, *, key):
+            jax.debug.callback(lambda _: RESETS.append(1), jax.random.key_data(key))
+            return self.inner.reset(key=key)
+
+        def step(self, state, action, *, key):
+            return self.inner.step(state, action, key=key)
+
+    assert len(jax.devices()) == 2
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    algo = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1)
+    evaluation = EvalCallback(Counted(), every=3, episodes=2, max_episode_steps=20)
+    algo.learn(env, policy, 9 * algo.steps_per_iteration,
+               key=jax.random.split(jax.random.key(1), 4), callback=evaluation)
+    jax.effects_barrier()
+    print(len(RESETS))
+    """
+)
+
+
+@pytest.mark.slow
+def test_sharded_members_evaluate_at_evaluation_iterations_only():
+    flags = "--xla_force_host_platform_device_count=2"
+    out = run_python(EVALUATIONS_ON_TWO_DEVICES, {"XLA_FLAGS": flags})
+    # iterations 3, 6 and 9, 2 episodes for each of 4 members (not all 9 iterations)
+    assert int(out.splitlines()[-1]) == 3 * 4 * 2
+
+
 DISTRIBUTED_EXAMPLE = ROOT / "examples" / "many_runs_distributed.py"
 
 
