@@ -341,6 +341,7 @@ def train_members(env, policy, keys, *callbacks, iterations=4):
     return recorder
 
 
+@pytest.mark.slow  # two programs to compile: ~20 s
 def test_members_eval_metrics_equal_separate_runs(env, policy):
     keys = jax.random.split(jax.random.key(1), 2)
     recorder = train_members(env, policy, keys, EvalCallback(every=2, episodes=4))
