@@ -333,9 +333,9 @@ def test_members_evaluate_at_evaluation_iterations_only(env, policy):
     assert len(RESETS) == 4 * 3 * 2
 
 
-def train_members(env, policy, keys, *callbacks, iterations=4):
+def train_members(env, policy, keys, *callbacks, iterations=4, backends=()):
     recorder = MemberRecordingBackend()
-    with LoggingCallback([recorder]) as logger:
+    with LoggingCallback([recorder, *backends]) as logger:
         ALGO.learn(env, policy, iterations * STEPS, key=keys,
                    callback=[*callbacks, logger])  # fmt: skip
     return recorder
@@ -355,3 +355,22 @@ def test_members_eval_metrics_equal_separate_runs(env, policy):
         assert got.keys() == expected.keys()
         for iteration, metrics in expected.items():
             assert got[iteration] == pytest.approx(metrics, rel=1e-5)
+
+
+def test_the_aggregate_row_has_the_members_eval_metrics(env, policy):
+    keys = jax.random.split(jax.random.key(1), 2)
+    single_run = RecordingBackend()  # no `member`: receives the aggregate
+    recorder = train_members(env, policy, keys, EvalCallback(every=2, episodes=4),
+                             backends=[single_run])  # fmt: skip
+    rows = eval_rows(single_run)
+    assert sorted(rows) == [2, 4]  # not at the iterations between evaluations
+    assert single_run.iterations == recorder.runs[None].iterations
+    for iteration, row in rows.items():
+        own = [eval_rows(recorder.runs[m])[iteration] for m in (0, 1)]
+        for name in ("eval/return_mean", "eval/return_std", "eval/length_mean"):
+            values = [metrics[name] for metrics in own]
+            assert row[name] == pytest.approx(np.mean(values), rel=1e-5)
+            assert row[f"{name}_std"] == pytest.approx(np.std(values), abs=1e-4)
+            assert row[f"{name}_min"] == min(values)
+            assert row[f"{name}_max"] == max(values)
+        assert len(row) == 12  # those three, each with its spread

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -163,6 +164,49 @@ def test_a_member_that_stops_early_logs_nothing_stale(env):
     assert [e for e in recorder.events if e[0] == "end"] == [
         ("end", 0), ("end", 1), ("end", 2), ("end", None)
     ]  # fmt: skip
+
+
+class ReportsSometimes(AbstractStatelessCallback):
+    """Reports `custom/value` = iteration + 10 * member from iteration 2 on:
+    member 1 at every iteration, the others at odd ones (NaN: not this time)."""
+
+    def reset(self, ctx, *, key):
+        zero = jnp.zeros((), jnp.int32)
+        return zero, zero
+
+    def on_iteration(self, ctx, *, key):
+        return ctx.member, ctx.iteration
+
+    def metrics(self, state):
+        member, iteration = state
+        due = (iteration >= 2) & ((member == 1) | (iteration % 2 == 1))
+        return {"custom/value": jnp.where(due, iteration + 10 * member, jnp.nan)}
+
+
+def test_the_aggregate_row_has_the_mean_of_what_members_reported(env):
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    recorder = MemberRecordingBackend()
+    algo = tiny_ppo()
+    keys = jax.random.split(jax.random.key(1), 3)
+    with LoggingCallback([recorder]) as logger:
+        algo.learn(env, policy, 5 * algo.steps_per_iteration, key=keys,
+                   callback=[ReportsSometimes(), StopMemberOne(), logger])  # fmt: skip
+    seen = {
+        step // 32: row["custom/value"]
+        for step, row in recorder.runs[None].iterations
+        if "custom/value" in row
+    }
+    # 2: member 1 alone; 3 and 5: members 0 and 2 (member 1 stopped at 2 and
+    # keeps its last value, which must not count); 1 and 4: no member reported
+    assert seen == {2: 12.0, 3: 13.0, 5: 15.0}
+    assert not any(  # spread: episode/ and eval/ metrics only
+        "custom/value_std" in row for _, row in recorder.runs[None].iterations
+    )
+    own = [
+        (step // 32, row.get("custom/value"))
+        for step, row in recorder.runs[1].iterations
+    ]
+    assert own == [(1, None), (2, 12.0)]
 
 
 def test_all_members_cross_to_the_host_once_per_iteration(env, monkeypatch):
