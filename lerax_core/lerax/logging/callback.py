@@ -338,9 +338,9 @@ class LoggingCallback(AbstractCallback):
         iteration are those whose pending step is the summary's.
         """
         extra = tuple(sorted(reported))
+        extra_values = jnp.stack([reported[name] for name in extra]) if extra else None
         values = state.pending
-        if extra:
-            extra_values = jnp.stack([reported[name] for name in extra])
+        if extra_values is not None:
             values = jnp.concatenate([values, extra_values])
         has_values = state.pending_step > 0
         summary, summary_step, running = state.pending_summary, state.pending_step, 0
@@ -354,7 +354,7 @@ class LoggingCallback(AbstractCallback):
             summary = members.shared(summary, holders)
             summary_step = members.shared(state.pending_step, holders)
             running = members.shared(state.pending_count, holders)
-            if extra:
+            if extra_values is not None:
                 ran = has_values & (state.pending_step == summary_step)
                 extra_summary = members.summary(extra_values, ran)
                 summary = jnp.concatenate([summary, extra_summary], axis=1)
