@@ -21,7 +21,7 @@ from lerax.env import AbstractEnv
 from lerax.env.classic_control import CartPole
 from lerax.env.spaces import Box
 from lerax.policy import MLPActorCriticPolicy
-from lerax.testing.recording import RecordingBackend
+from lerax.testing.recording import MemberRecordingBackend, RecordingBackend
 
 ITERATIONS = 12
 ALGO = PPO(num_envs=4, num_steps=16, num_epochs=2, num_minibatches=2)
@@ -278,3 +278,99 @@ def test_the_core_names_survive_plugin_selection(monkeypatch):
     finally:
         monkeypatch.delenv("LERAX_PLUGINS")
         reload_registry()
+
+
+# --------------------------------------------------------------------------- #
+# Many members
+# --------------------------------------------------------------------------- #
+
+RESETS: list[int] = []
+
+
+def count_reset(_) -> None:
+    RESETS.append(1)
+
+
+class Counted(AbstractEnv):
+    """CartPole that counts its resets on the host: one per evaluation episode
+    (and per member: under `vmap` the callback runs once per element)."""
+
+    inner: CartPole = CartPole()
+
+    @property
+    def observation_space(self):
+        return self.inner.observation_space
+
+    @property
+    def action_space(self):
+        return self.inner.action_space
+
+    def reset(self, *, key):
+        jax.debug.callback(count_reset, jax.random.key_data(key))
+        return self.inner.reset(key=key)
+
+    def step(self, state, action, *, key):
+        return self.inner.step(state, action, key=key)
+
+
+class StopMemberZero(AbstractStatelessCallback):
+    """Stops member 0 after its first iteration; the others train on."""
+
+    def continue_training(self, ctx, *, key):
+        return (ctx.member != 0) | (ctx.iteration < 1)
+
+
+def test_members_evaluate_at_evaluation_iterations_only(env, policy):
+    # A cond whose predicate is batched over members runs the evaluation every
+    # iteration; so would a stopped member whose frozen iteration is due.
+    RESETS.clear()
+    keys = jax.random.split(jax.random.key(1), 3)
+    evaluation = EvalCallback(Counted(), every=2, episodes=2, max_episode_steps=20)
+    ALGO.learn(env, policy, 8 * STEPS, key=keys,
+               callback=[evaluation, StopMemberZero()])  # fmt: skip
+    jax.effects_barrier()
+    # iterations 2, 4, 6 and 8: each evaluates 2 episodes for each of 3 members
+    assert len(RESETS) == 4 * 3 * 2
+
+
+def train_members(env, policy, keys, *callbacks, iterations=4, backends=()):
+    recorder = MemberRecordingBackend()
+    with LoggingCallback([recorder, *backends]) as logger:
+        ALGO.learn(env, policy, iterations * STEPS, key=keys,
+                   callback=[*callbacks, logger])  # fmt: skip
+    return recorder
+
+
+@pytest.mark.slow  # two programs to compile: ~20 s
+def test_members_eval_metrics_equal_separate_runs(env, policy):
+    keys = jax.random.split(jax.random.key(1), 2)
+    recorder = train_members(env, policy, keys, EvalCallback(every=2, episodes=4))
+    for i, key in enumerate(keys):
+        alone = RecordingBackend()
+        ALGO.learn(env, policy, 4 * STEPS, key=key,
+                   callback=[EvalCallback(every=2, episodes=4), alone])  # fmt: skip
+        expected = eval_rows(alone)
+        assert sorted(expected) == [2, 4]
+        got = eval_rows(recorder.runs[i])
+        assert got.keys() == expected.keys()
+        for iteration, metrics in expected.items():
+            assert got[iteration] == pytest.approx(metrics, rel=1e-5)
+
+
+def test_the_aggregate_row_has_the_members_eval_metrics(env, policy):
+    keys = jax.random.split(jax.random.key(1), 2)
+    single_run = RecordingBackend()  # no `member`: receives the aggregate
+    recorder = train_members(env, policy, keys, EvalCallback(every=2, episodes=4),
+                             backends=[single_run])  # fmt: skip
+    rows = eval_rows(single_run)
+    assert sorted(rows) == [2, 4]  # not at the iterations between evaluations
+    assert single_run.iterations == recorder.runs[None].iterations
+    for iteration, row in rows.items():
+        own = [eval_rows(recorder.runs[m])[iteration] for m in (0, 1)]
+        for name in ("eval/return_mean", "eval/return_std", "eval/length_mean"):
+            values = [metrics[name] for metrics in own]
+            assert row[name] == pytest.approx(np.mean(values), rel=1e-5)
+            assert row[f"{name}_std"] == pytest.approx(np.std(values), abs=1e-4)
+            assert row[f"{name}_min"] == min(values)
+            assert row[f"{name}_max"] == max(values)
+        assert len(row) == 12  # those three, each with its spread

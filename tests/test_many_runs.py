@@ -10,6 +10,7 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -165,6 +166,49 @@ def test_a_member_that_stops_early_logs_nothing_stale(env):
     ]  # fmt: skip
 
 
+class ReportsSometimes(AbstractStatelessCallback):
+    """Reports `custom/value` = iteration + 10 * member from iteration 2 on:
+    member 1 at every iteration, the others at odd ones (NaN: not this time)."""
+
+    def reset(self, ctx, *, key):
+        zero = jnp.zeros((), jnp.int32)
+        return zero, zero
+
+    def on_iteration(self, ctx, *, key):
+        return ctx.member, ctx.iteration
+
+    def metrics(self, state):
+        member, iteration = state
+        due = (iteration >= 2) & ((member == 1) | (iteration % 2 == 1))
+        return {"custom/value": jnp.where(due, iteration + 10 * member, jnp.nan)}
+
+
+def test_the_aggregate_row_has_the_mean_of_what_members_reported(env):
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    recorder = MemberRecordingBackend()
+    algo = tiny_ppo()
+    keys = jax.random.split(jax.random.key(1), 3)
+    with LoggingCallback([recorder]) as logger:
+        algo.learn(env, policy, 5 * algo.steps_per_iteration, key=keys,
+                   callback=[ReportsSometimes(), StopMemberOne(), logger])  # fmt: skip
+    seen = {
+        step // 32: row["custom/value"]
+        for step, row in recorder.runs[None].iterations
+        if "custom/value" in row
+    }
+    # 2: member 1 alone; 3 and 5: members 0 and 2 (member 1 stopped at 2 and
+    # keeps its last value, which must not count); 1 and 4: no member reported
+    assert seen == {2: 12.0, 3: 13.0, 5: 15.0}
+    assert not any(  # spread: episode/ and eval/ metrics only
+        "custom/value_std" in row for _, row in recorder.runs[None].iterations
+    )
+    own = [
+        (step // 32, row.get("custom/value"))
+        for step, row in recorder.runs[1].iterations
+    ]
+    assert own == [(1, None), (2, 12.0)]
+
+
 def test_all_members_cross_to_the_host_once_per_iteration(env, monkeypatch):
     crossings = []
     original = HostLogger.iteration
@@ -295,6 +339,50 @@ def test_members_sharded_over_two_devices_equal_the_one_device_run():
     assert out["runs"] == {"None": steps, **{str(i): steps for i in range(4)}}
     assert "3 members cannot be shared evenly by 2 devices" in out["uneven"]
     assert out["three"] == 3  # not a multiple of the devices: one device
+
+
+EVALUATIONS_ON_TWO_DEVICES = textwrap.dedent(
+    """
+    import jax
+    from lerax.algorithm import PPO
+    from lerax.callback import EvalCallback
+    from lerax.env import AbstractEnv
+    from lerax.env.classic_control import CartPole
+    from lerax.policy import MLPActorCriticPolicy
+
+    RESETS = []
+
+    class Counted(AbstractEnv):  # counts evaluation episodes, per member
+        inner: CartPole = CartPole()
+        observation_space = property(lambda self: self.inner.observation_space)
+        action_space = property(lambda self: self.inner.action_space)
+
+        def reset(self, *, key):
+            jax.debug.callback(lambda _: RESETS.append(1), jax.random.key_data(key))
+            return self.inner.reset(key=key)
+
+        def step(self, state, action, *, key):
+            return self.inner.step(state, action, key=key)
+
+    assert len(jax.devices()) == 2
+    env = CartPole()
+    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
+    algo = PPO(num_envs=2, num_steps=16, num_epochs=1, num_minibatches=1)
+    evaluation = EvalCallback(Counted(), every=3, episodes=2, max_episode_steps=20)
+    algo.learn(env, policy, 9 * algo.steps_per_iteration,
+               key=jax.random.split(jax.random.key(1), 4), callback=evaluation)
+    jax.effects_barrier()
+    print(len(RESETS))
+    """
+)
+
+
+@pytest.mark.slow
+def test_sharded_members_evaluate_at_evaluation_iterations_only():
+    flags = "--xla_force_host_platform_device_count=2"
+    out = run_python(EVALUATIONS_ON_TWO_DEVICES, {"XLA_FLAGS": flags})
+    # iterations 3, 6 and 9, 2 episodes for each of 4 members (not all 9 iterations)
+    assert int(out.splitlines()[-1]) == 3 * 4 * 2
 
 
 DISTRIBUTED_EXAMPLE = ROOT / "examples" / "many_runs_distributed.py"

@@ -141,6 +141,21 @@ def evaluate_episodes(
     return jax.vmap(episode)(keys)
 
 
+def _due(fresh: Bool[Array, ""]) -> Bool[Array, ""]:
+    """Whether to evaluate: `fresh` for one run; with members, whether any
+    running member is `fresh`.
+
+    Under `vmap` a `lax.cond` whose predicate differs across members becomes a
+    `select` that runs both branches, so the evaluation would run every
+    iteration. Reduced across members, the predicate is one value for all of
+    them and the `cond` stays a `cond`. Members that have stopped are left out:
+    their frozen iteration may be due every time.
+    """
+    if not members.axes():
+        return fresh
+    return members.any_member(fresh & host.running())
+
+
 def _positive_int(name: str, value: Any, meaning: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int ({meaning}), got {value!r}.")
@@ -164,9 +179,10 @@ class EvalCallback(AbstractCallback):
     The best policy by mean return is kept in the state; after training it
     is `best_policy` (with `best_return` and `best_timestep`), or `None` if no
     evaluation ran. When `learn` trains many members, each member evaluates
-    its own policy (every member runs the evaluation under `vmap`, so it costs
-    every iteration there), and `best_policy` holds each member's best stacked
-    on a leading axis, with `best_return` and `best_timestep` lists by member.
+    its own policy, all of them together and only at evaluation iterations
+    (members run in lock-step, so they are due together), and `best_policy`
+    holds each member's best stacked on a leading axis, with `best_return` and
+    `best_timestep` lists by member.
 
     Early stopping, as Stable-Baselines3's two stop callbacks: `stop_at` ends
     training (stop reason `"stopped"`) at the first evaluation whose mean return
@@ -296,7 +312,12 @@ class EvalCallback(AbstractCallback):
             return state.return_mean, state.return_std, state.length_mean
 
         fresh = ctx.iteration % self.every == 0
-        mean, std, length = jax.lax.cond(fresh, evaluate, skip)
+        results = jax.lax.cond(_due(fresh), evaluate, skip)
+        if members.axes():  # a member that is not due keeps its last results
+            results = jax.tree.map(
+                lambda new, old: jnp.where(fresh, new, old), results, skip()
+            )
+        mean, std, length = results
         improved = fresh & (mean > state.best_return)
         current = eqx.filter(ctx.policy, eqx.is_array)
         best_policy = jax.tree.map(

@@ -113,7 +113,8 @@ class LoggingCallback(AbstractCallback):
       (since the previous row sent, or for the first since training started).
     - whatever other callbacks report through their `metrics` hook (such as
       an [`EvalCallback`][lerax.callback.EvalCallback]'s `eval/return_mean`),
-      in the same row, and only in rows where the value is not NaN.
+      in the same row, and only in rows where the value is not NaN (in an
+      aggregate row, the mean over the members that reported one).
 
     At training start every backend gets a run name (`name`, or algorithm, env,
     time and a unique suffix) and the hyper-parameters of the algorithm, the env
@@ -330,13 +331,17 @@ class LoggingCallback(AbstractCallback):
         the host); the host skips them if no iteration has finished yet. That
         flag travels with them rather than as a `lax.cond` around the call,
         which under `vmap` would run both branches. Returns the call's token.
+
+        With many members, the reported metrics' summary across members joins
+        the pending one here: callbacks report after `on_iteration`, so it
+        cannot be made with the rest, but the members that ran the pending
+        iteration are those whose pending step is the summary's.
         """
         extra = tuple(sorted(reported))
+        extra_values = jnp.stack([reported[name] for name in extra]) if extra else None
         values = state.pending
-        if extra:
-            values = jnp.concatenate(
-                [values, jnp.stack([reported[name] for name in extra])]
-            )
+        if extra_values is not None:
+            values = jnp.concatenate([values, extra_values])
         has_values = state.pending_step > 0
         summary, summary_step, running = state.pending_summary, state.pending_step, 0
         if members.axes():
@@ -349,6 +354,10 @@ class LoggingCallback(AbstractCallback):
             summary = members.shared(summary, holders)
             summary_step = members.shared(state.pending_step, holders)
             running = members.shared(state.pending_count, holders)
+            if extra_values is not None:
+                ran = has_values & (state.pending_step == summary_step)
+                extra_summary = members.summary(extra_values, ran)
+                summary = jnp.concatenate([summary, extra_summary], axis=1)
         return host.call(
             "iteration",
             self.handle,

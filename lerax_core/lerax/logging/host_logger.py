@@ -221,9 +221,13 @@ class HostLogger:
                     member=who,
                 )
             if self._many and 0 in member and summarised[0] > 0:
-                own = names[: summary.shape[-1]]  # callbacks' metrics: members' rows
                 self._aggregate(
-                    int(summary_step[0]), summary[0], int(summarised[0]), own, last
+                    int(summary_step[0]),
+                    summary[0],
+                    int(summarised[0]),
+                    names,
+                    optional,
+                    last,
                 )
 
     def _aggregate(
@@ -232,14 +236,21 @@ class HostLogger:
         summary: np.ndarray,
         summarised: int,
         names: tuple[str, ...],
+        optional: tuple[str, ...],
         last: bool,
     ) -> None:
-        """Submit the aggregate row: each metric's mean, std, min and max."""
+        """Submit the aggregate row: each metric's mean, std, min and max.
+
+        A callback's metric that no member reported this iteration (a NaN
+        mean) is left out, as it is from the members' rows.
+        """
+        means = dict(zip(names, summary[0].tolist(), strict=True))
         metrics = {
             f"{name}{suffix}": value
             for suffix, row in zip(SUMMARY_SUFFIXES, summary.tolist(), strict=True)
             for name, value in zip(names, row, strict=True)
             if name not in DEPRECATED_METRICS
+            and not (name in optional and math.isnan(means[name]))
             and (not suffix or name.startswith(SPREAD_PREFIXES))
         }
         if self._skipped(metrics, last):
