@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python benchmarks/evaluation.py            # 7 timed rounds
+    python benchmarks/evaluation.py            # 15 timed rounds
     python benchmarks/evaluation.py --quick    # 3 rounds
 
 Each case trains PPO with its defaults for 2**18 steps through `learn`:
@@ -12,6 +12,11 @@ Each case trains PPO with its defaults for 2**18 steps through `learn`:
    (8 evaluations; CartPole's episodes last up to 500 steps); target: <= 5 %;
 3. `CheckpointCallback(every=32)` to a temporary directory (4 checkpoints and the
    last); target: <= 3 %, and under 50 ms of training-thread time per checkpoint.
+
+Where rejax 0.1.3 is importable (a separate environment, see README.md), its
+PPO on the same hyper-parameters runs in the same rounds without evaluation and
+with its built-in evaluation at the same cadence (16 episodes, and the 128 it
+ships with), for comparison.
 
 Cases run round-robin after one compilation each, so that a busy machine slows
 them alike; the overheads are medians of per-round ratios against the
@@ -29,9 +34,11 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 
@@ -41,7 +48,37 @@ from lerax.callback.checkpoint import Checkpointer
 from lerax.env.classic_control import CartPole
 from lerax.policy import MLPActorCriticPolicy
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 STEPS = 2**18
+REJAX_BASE = "rejax 0.1.3, no evaluation"
+
+
+def rejax_runs() -> dict[str, Any]:
+    """rejax's PPO on the same hyper-parameters (see speed.py), without and with
+    its built-in evaluation at the same cadence: 16 episodes, and the 128 it
+    ships with. Empty where rejax is not importable."""
+    try:
+        from rejax.evaluate import evaluate
+        from speed import rejax_ppo
+    except ImportError:
+        return {}
+    plain = rejax_ppo({}, STEPS)
+    every = 16 * plain.num_envs * plain.num_steps
+
+    def evaluating(episodes: int) -> Any:
+        def eval_callback(algo, ts, rng):
+            steps = algo.env_params.max_steps_in_episode
+            act = algo.make_act(ts)
+            return evaluate(act, rng, algo.env, algo.env_params, episodes, steps)
+
+        return plain.replace(eval_freq=every, eval_callback=eval_callback)
+
+    return {
+        REJAX_BASE: jax.jit(plain.train),
+        "rejax, built-in eval (16 episodes / 16 it.)": jax.jit(evaluating(16).train),
+        "rejax, built-in eval (128 episodes / 16 it.)": jax.jit(evaluating(128).train),
+    }
 
 
 def timed(algo, env, policy, make_callback) -> tuple[float, float]:
@@ -57,7 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    rounds = 3 if args.quick else 7
+    rounds = 3 if args.quick else 15
 
     env = CartPole()
     policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
@@ -92,11 +129,14 @@ def main() -> None:
             scratch / str(next(counter)), every=32
         ),
     }
+    rejax = rejax_runs()
     # Compile each case once, untimed.
     for make in cases.values():
         timed(algo, env, policy, make)
+    for train in rejax.values():
+        jax.block_until_ready(train(jax.random.PRNGKey(1)))
 
-    times: dict[str, list[float]] = {name: [] for name in cases}
+    times: dict[str, list[float]] = {name: [] for name in [*cases, *rejax]}
     checkpoint_calls: list[list[float]] = []
     for _ in range(rounds):
         for name, make in cases.items():
@@ -108,24 +148,28 @@ def main() -> None:
             else:
                 seconds, _ = timed(algo, env, policy, make)
             times[name].append(seconds)
+        for name, train in rejax.items():
+            start = time.perf_counter()
+            jax.block_until_ready(train(jax.random.PRNGKey(1)))
+            times[name].append(time.perf_counter() - start)
 
     print(
         f"PPO defaults, CartPole, {STEPS} steps, {rounds} rounds; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"jax {jax.__version__}"
     )
-    base = times["no callback"]
-    print(f"{'case':40s} {'median s':>9s} {'steps/s':>9s} {'overhead (min..max)':>24s}")
+    print(f"{'case':46s} {'median s':>9s} {'steps/s':>9s} {'overhead (min..max)':>24s}")
     for name, values in times.items():
+        base = times[REJAX_BASE if name.startswith("rejax") else "no callback"]
         median = statistics.median(values)
         ratios = [v / b - 1 for v, b in zip(values, base, strict=True)]
         spread = (
             f"{100 * statistics.median(ratios):+.1f} % "
             f"({100 * min(ratios):+.1f}..{100 * max(ratios):+.1f})"
-            if name != "no callback"
+            if values is not base
             else ""
         )
-        print(f"{name:40s} {median:9.3f} {STEPS / median:9.0f} {spread:>24s}")
+        print(f"{name:46s} {median:9.3f} {STEPS / median:9.0f} {spread:>24s}")
     # Checkpoints at iterations 32, 64, 96 while training, and 128 at the end,
     # whose write training waits for before it returns.
     waits = [calls[-1] for calls in checkpoint_calls]
@@ -133,7 +177,7 @@ def main() -> None:
         (c - b - w) / (len(calls) - 1)
         for c, b, w, calls in zip(
             times["CheckpointCallback(every=32)"],
-            base,
+            times["no callback"],
             waits,
             checkpoint_calls,
             strict=True,
