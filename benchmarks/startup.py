@@ -2,7 +2,9 @@
 
 Run: `python benchmarks/startup.py [--runs N]`. Prints medians over N fresh
 processes and whether the targets hold (`import lerax` <= 1 s in total; listing
-plugins <= 0.3 s beyond interpreter start-up).
+plugins <= 0.3 s beyond interpreter start-up); then, in this process, what
+making a `LoggingCallback` of the installed first-party backends costs, the
+first time and after (its backends' imports come first, untimed).
 """
 
 import argparse
@@ -29,6 +31,34 @@ def median_seconds(command: list[str], runs: int) -> float:
     return statistics.median(times)
 
 
+def logging_callback_ms(times: int = 5) -> list[float]:
+    """Milliseconds to make a `LoggingCallback` of console, TensorBoard and W&B
+    backends, `times` times (the first includes one-off work such as reading
+    the plugins' entry points; the backends are made, and imported, untimed)."""
+    import io
+    import tempfile
+
+    from rich.console import Console
+
+    from lerax.logging import LoggingCallback
+    from lerax_console import ConsoleBackend
+    from lerax_tensorboard import TensorBoardBackend
+    from lerax_wandb import WandbBackend
+
+    directory = tempfile.mkdtemp(prefix="lerax-startup-")
+    made = []
+    for _ in range(times):
+        backends = [
+            ConsoleBackend(console=Console(file=io.StringIO())),
+            TensorBoardBackend(directory),
+            WandbBackend(dir=directory, mode="offline"),
+        ]
+        start = time.perf_counter()
+        LoggingCallback(backends).close()
+        made.append(1000 * (time.perf_counter() - start))
+    return made
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10)
@@ -45,6 +75,11 @@ def main() -> None:
     }
     for check, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}  {check}")
+    made = logging_callback_ms()
+    print(
+        f"LoggingCallback of the first-party backends: {made[0]:.0f} ms the first "
+        f"time, then {statistics.median(made[1:]):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

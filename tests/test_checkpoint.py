@@ -10,7 +10,12 @@ import jax
 import pytest
 
 from lerax.algorithm import A2C, PPO
-from lerax.callback import CheckpointCallback, CheckpointError, EvalCallback
+from lerax.callback import (
+    AbstractCallback,
+    CheckpointCallback,
+    CheckpointError,
+    EvalCallback,
+)
 from lerax.callback.checkpoint import latest_checkpoint
 from lerax.env.classic_control import CartPole
 from lerax.policy import MLPActorCriticPolicy
@@ -128,6 +133,36 @@ def test_resuming_a_finished_run_trains_no_more(full_run, env, policy, trees_equ
     )
     trees_equal(resumed, uninterrupted)
     assert [step for step, _ in recorder.iterations] == [ITERATIONS * STEPS]
+
+
+class StopAtTwo(AbstractCallback):
+    """Stops training after iteration 2, as an early-stopping rule would."""
+
+    def reset(self, ctx, *, key):
+        return None
+
+    def step_reset(self, ctx, *, key):
+        return None
+
+    def continue_training(self, ctx, *, key):
+        return ctx.iteration < 2
+
+
+def test_resuming_an_early_stopped_run_trains_no_more(
+    env, policy, tmp_path, trees_equal
+):
+    first = RecordingBackend()
+    checkpoints = CheckpointCallback(tmp_path, every=1)
+    stopped = train(env, policy, StopAtTwo(), checkpoints, first)
+    assert first.ends[0][1] == "stopped" and len(first.iterations) == 2
+    recorder = RecordingBackend()
+    checkpoints = CheckpointCallback(tmp_path, every=1)
+    resumed = train(
+        env, policy, StopAtTwo(), checkpoints, recorder, resume_from=tmp_path
+    )
+    trees_equal(resumed, stopped)
+    assert recorder.ends[0][1] == "stopped"
+    assert [step for step, _ in recorder.iterations] == [2 * STEPS]
 
 
 def test_best_by_keeps_the_best_evaluated_checkpoint(env, policy, tmp_path):

@@ -12,14 +12,14 @@ def lower_priority() -> None:
     """Give the calling thread, and the threads and processes it starts, the
     lowest CPU priority (Linux).
 
-    Training keeps every core busy with XLA's threads; a backend thread
-    formatting rows, or a service process it starts (W&B's), at the same
-    priority takes its CPU time from training, a few per cent of the run on two
-    cores. At the lowest priority it runs on what training leaves idle (between
-    kernels, and at once when training ends), and its queue, bounded in
-    iterations, absorbs the wait. Linux schedules threads one by one (elsewhere
-    a priority is the whole process's, so nothing changes there); a thread that
-    cannot be reniced keeps its priority.
+    When the cores are oversubscribed, the scheduler then runs training's
+    threads first and the background work waits (its queue, bounded in
+    iterations, absorbs that). It does not make the background CPU time free:
+    on a machine whose cores training keeps busy, that time still slows
+    training about as much (shared caches and memory bandwidth). Linux
+    schedules threads one by one; elsewhere a priority is the whole process's,
+    so nothing changes there. A thread that cannot be reniced keeps its
+    priority.
     """
     if sys.platform != "linux":
         return

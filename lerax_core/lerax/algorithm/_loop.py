@@ -215,10 +215,19 @@ def start_loop(
         restored = eqx.combine(restored, eqx.partition(started, eqx.is_array)[1])
         carry = dataclasses.replace(carry, callback_state=restored)
     finished = carry.iteration >= num_iterations
+    # A run that a callback stopped (early stopping) stays stopped when resumed;
+    # one interrupted, by Ctrl-C or a crash, goes on.
+    stopped = (
+        jnp.asarray(False)
+        if initial is None
+        else (initial.stop_reason == StopReason.STOPPED)
+    )
     return dataclasses.replace(
         carry,
-        stop_reason=jnp.where(
-            finished, StopReason.COMPLETED, StopReason.RUNNING
+        stop_reason=jnp.select(
+            [finished, stopped],
+            [StopReason.COMPLETED, StopReason.STOPPED],
+            StopReason.RUNNING,
         ).astype(jnp.int32),
     )
 
