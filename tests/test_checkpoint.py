@@ -135,6 +135,25 @@ def test_resuming_a_finished_run_trains_no_more(full_run, env, policy, trees_equ
     assert [step for step, _ in recorder.iterations] == [ITERATIONS * STEPS]
 
 
+def test_a_run_with_evaluation_resumes_to_the_uninterrupted_result(
+    env, policy, tmp_path, trees_equal
+):
+    def callbacks(directory):
+        evaluation = EvalCallback(every=2, episodes=2)
+        return evaluation, CheckpointCallback(directory, every=1, keep=None)
+
+    evaluation, checkpoints = callbacks(tmp_path / "full")
+    uninterrupted = train(env, policy, evaluation, checkpoints, iterations=4)
+    best = evaluation.best_return
+    directory = crashed_copy(tmp_path / "full", tmp_path / "crashed", 3)
+    evaluation, checkpoints = callbacks(directory)
+    resumed = train(
+        env, policy, evaluation, checkpoints, iterations=4, resume_from=directory
+    )
+    trees_equal(resumed, uninterrupted)
+    assert evaluation.best_return == best
+
+
 class StopAtTwo(AbstractCallback):
     """Stops training after iteration 2, as an early-stopping rule would."""
 

@@ -195,8 +195,13 @@ def start_loop(
     )
     fresh_states = carry.callback_state
     if initial is not None:
-        carry = eqx.combine(initial, eqx.partition(carry, eqx.is_array)[1])
-        carry = dataclasses.replace(carry, callback_state=fresh_states)
+        # What callbacks report exists only after `on_training_start`: the
+        # restored values are put in as they are.
+        static = eqx.partition(dataclasses.replace(carry, reported={}), eqx.is_array)[1]
+        carry = eqx.combine(dataclasses.replace(initial, reported={}), static)
+        carry = dataclasses.replace(
+            carry, callback_state=fresh_states, reported=initial.reported
+        )
     started = callback.on_training_start(
         _training_context(algorithm, env, total_timesteps, carry, locals_, member),
         key=start_key,
