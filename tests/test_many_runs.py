@@ -140,14 +140,20 @@ class StopMemberOne(AbstractStatelessCallback):
         return ~((ctx.member == 1) & (ctx.iteration >= 2))
 
 
-def test_a_member_that_stops_early_logs_nothing_stale(env):
+def three_members_logged(env, *callbacks) -> MemberRecordingBackend:
+    """What a member-aware backend receives from 5 iterations of 3 members."""
     policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
     recorder = MemberRecordingBackend()
     algo = tiny_ppo()
     keys = jax.random.split(jax.random.key(1), 3)
     with LoggingCallback([recorder]) as logger:
         algo.learn(env, policy, 5 * algo.steps_per_iteration, key=keys,
-                   callback=[StopMemberOne(), logger])  # fmt: skip
+                   callback=[*callbacks, logger])  # fmt: skip
+    return recorder
+
+
+def test_a_member_that_stops_early_logs_nothing_stale(env):
+    recorder = three_members_logged(env, StopMemberOne())
     steps = [32 * (i + 1) for i in range(5)]
     for member in (0, 2):
         run = recorder.runs[member]
@@ -184,13 +190,7 @@ class ReportsSometimes(AbstractStatelessCallback):
 
 
 def test_the_aggregate_row_has_the_mean_of_what_members_reported(env):
-    policy = MLPActorCriticPolicy(env=env, key=jax.random.key(0))
-    recorder = MemberRecordingBackend()
-    algo = tiny_ppo()
-    keys = jax.random.split(jax.random.key(1), 3)
-    with LoggingCallback([recorder]) as logger:
-        algo.learn(env, policy, 5 * algo.steps_per_iteration, key=keys,
-                   callback=[ReportsSometimes(), StopMemberOne(), logger])  # fmt: skip
+    recorder = three_members_logged(env, ReportsSometimes(), StopMemberOne())
     seen = {
         step // 32: row["custom/value"]
         for step, row in recorder.runs[None].iterations
