@@ -16,7 +16,7 @@ def lower_priority() -> None:
     threads first and the background work waits (its queue, bounded in
     iterations, absorbs that). It does not make the background CPU time free:
     on a machine whose cores training keeps busy, that time still slows
-    training about as much (shared caches and memory bandwidth). Linux
+    training about as much (measured on 2 cores: `benchmarks/README.md`). Linux
     schedules threads one by one; elsewhere a priority is the whole process's,
     so nothing changes there. A thread that cannot be reniced keeps its
     priority.
