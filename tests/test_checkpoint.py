@@ -199,6 +199,9 @@ def test_best_by_keeps_the_best_evaluated_checkpoint(env, policy, tmp_path):
     best = max(means, key=lambda i: (means[i], -i))
     assert steps_in(tmp_path) == [ITERATIONS]
     assert steps_in(tmp_path / "best") == [best]
+    # A resumed run compares its evaluations with the one kept, read back.
+    kept = checkpoints.checkpointer._best_so_far(tmp_path / "best")
+    assert kept == pytest.approx(means[best])
 
 
 def test_best_by_needs_a_reported_metric(env, policy, tmp_path):

@@ -257,15 +257,20 @@ class Checkpointer:
         if self.best_by is not None and not math.isnan(metric):
             best = self.directory / "best"
             if self._best is None:  # a resumed run: what the best one holds
-                _clean(best)
-                steps = _steps(best)
-                found = steps and _read_meta(self._orbax, best / str(steps[-1]))
-                self._best = found.get("metric") if found else None
-                self._best = -math.inf if self._best is None else self._best
+                self._best = self._best_so_far(best)
             if metric > self._best:
                 self._save(best, step, item, 1)
                 self._best = metric
         self.written.append(step)
+
+    def _best_so_far(self, best: Path) -> float:
+        """The metric of the checkpoint kept in `best` (-inf: none yet)."""
+        _clean(best)
+        steps = _steps(best)
+        if not steps:
+            return -math.inf
+        metric = _read_meta(self._orbax, best / str(steps[-1])).get("metric")
+        return -math.inf if metric is None else float(metric)
 
     def _save(self, directory: Path, step: int, item: Any, keep: int | None) -> None:
         """Save `item` as `directory/<step>`, then delete all but the last `keep`."""
