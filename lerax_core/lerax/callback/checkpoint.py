@@ -99,7 +99,7 @@ def _check_writable(directory: Path) -> None:
         ) from None
 
 
-COMPLETE = "_METADATA"
+_COMPLETE = "_METADATA"
 """The file orbax writes last into a checkpoint's directory."""
 
 _DELETING = ".deleting-"
@@ -128,7 +128,7 @@ def _steps(directory: Path) -> list[int]:
     return sorted(
         int(path.name)
         for path in directory.iterdir()
-        if path.name.isdigit() and (path / COMPLETE).is_file()
+        if path.name.isdigit() and (path / _COMPLETE).is_file()
     )
 
 
@@ -235,7 +235,6 @@ class Checkpointer:
                 self._queue.task_done()
 
     def _write(self, step: int, leaves: list[np.ndarray], metric: float) -> None:
-
         meta = {
             **self.metadata,
             "iteration": step,
@@ -277,7 +276,7 @@ class Checkpointer:
         import orbax.checkpoint as ocp
 
         path = directory / str(step)
-        if (path / COMPLETE).is_file():  # a resumed run's first save repeats
+        if (path / _COMPLETE).is_file():  # a resumed run's first save repeats
             return
         if path.exists():  # an incomplete directory of that name: not orbax's
             _delete(path)
@@ -491,40 +490,13 @@ def read_checkpoint(
     Errors name the checkpoint and say what differs.
     """
     _, path = latest_checkpoint(directory)
-    orbax = _orbax()
-    try:
-        meta = _read_meta(orbax, path)
-    except Exception as error:
-        orbax.close()
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} has damaged metadata ({type(error).__name__}: "
-            f"{str(error)[:300]}); delete it to resume from the one before."
-        ) from None
-    _check_agrees(path, meta, expected)
     dynamic = eqx.filter(like, _is_shape)
     abstract = jax.eval_shape(
         lambda leaves: [_storable(x) for x in leaves], jax.tree.leaves(dynamic)
     )
-    if meta.get("layout") != _layout(abstract):
-        orbax.close()
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} holds a training state of another shape "
-            f"than this learn call's (another policy size, num_envs, callback "
-            f"list or algorithm state); resume with the same policy, algorithm "
-            f"and callbacks as the run that wrote it."
-        )
+    orbax = _orbax()
     try:
-        restored = np.asarray(orbax.restore(path)["state"])
-        if restored.dtype != np.uint8 or restored.shape != (
-            _packed_size(meta["layout"]),
-        ):
-            raise ValueError("its arrays do not match its own layout")
-    except Exception as error:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} cannot be read (corrupted?): "
-            f"{type(error).__name__}: {str(error)[:300]}; delete it to resume "
-            f"from the one before."
-        ) from None
+        meta, restored = _restore(orbax, path, expected, _layout(abstract))
     finally:
         orbax.close()
     leaves = iter(_unpack(restored, meta["layout"]))
@@ -536,6 +508,39 @@ def read_checkpoint(
         return value
 
     return jax.tree.map(fill, dynamic), meta
+
+
+def _restore(
+    orbax: Any, path: Path, expected: dict[str, Any], layout: list[list[Any]]
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The metadata and packed arrays of the checkpoint at `path`, checked
+    against `expected` and the `layout` of the state to restore into."""
+    try:
+        meta = _read_meta(orbax, path)
+    except Exception as error:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has damaged metadata ({type(error).__name__}: "
+            f"{str(error)[:300]}); delete it to resume from the one before."
+        ) from None
+    _check_agrees(path, meta, expected)
+    if meta.get("layout") != layout:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds a training state of another shape "
+            f"than this learn call's (another policy size, num_envs, callback "
+            f"list or algorithm state); resume with the same policy, algorithm "
+            f"and callbacks as the run that wrote it."
+        )
+    try:
+        restored = np.asarray(orbax.restore(path)["state"])
+        if restored.dtype != np.uint8 or restored.shape != (_packed_size(layout),):
+            raise ValueError("its arrays do not match its own layout")
+    except Exception as error:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} cannot be read (corrupted?): "
+            f"{type(error).__name__}: {str(error)[:300]}; delete it to resume "
+            f"from the one before."
+        ) from None
+    return meta, restored
 
 
 def _is_shape(x: Any) -> bool:

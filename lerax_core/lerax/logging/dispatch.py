@@ -417,8 +417,8 @@ def _plugin_distribution(package: str) -> str | None:
     """The distribution whose `lerax` entry point lives in top-level `package`.
 
     From the plugins' entry points, not `importlib.metadata.packages_distributions`,
-    which reads every installed distribution's file list (0.4 s here, on each
-    `LoggingCallback` it was called for).
+    which reads every installed distribution's file list (0.2 s per backend
+    here, on every `LoggingCallback` when it was called).
     """
     for entry_point in installed_entry_points():
         if entry_point.module.partition(".")[0] == package and entry_point.dist:
